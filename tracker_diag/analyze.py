@@ -1,0 +1,432 @@
+"""The analyzer: one run's metric histories in, a frozen Diagnosis out.
+
+Pure: no I/O, no clock, no environment. Bad data never raises; it becomes a label
+(``insufficient_data``) or a flag (``nonfinite``, ``spikes``, ...).
+
+How a curve is read:
+1. non-finite points (NaN, ±inf, MLflow's ±1.797e308) are dropped and flagged; steps are
+   sorted and de-duplicated (last write wins, as in the trackers);
+2. long curves are reduced to at most ``max_bins`` bin medians, which removes
+   per-minibatch noise without moving the trend;
+3. on the late part of each curve, the Theil–Sen slope gives the size of the trend and a
+   Mann–Kendall test, corrected for lag-1 autocorrelation, says whether it stands out of
+   the curve's own noise;
+4. a curve is *flat* when its trend is not significant, smaller than ``flat_rel`` of its
+   level, or small next to its twin's (train vs test).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracker_diag.keys import ROLES, resolve_roles
+from tracker_diag.model import Diagnosis, Thresholds
+
+# MLflow reads ±inf back as ±1.797e308 (float max); anything this large is not a loss.
+_HUGE = 1e300
+_TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _pairs(k: int):
+    if k not in _TRIU:
+        _TRIU[k] = np.triu_indices(k, 1)
+    return _TRIU[k]
+
+
+@dataclass
+class _Curve:
+    key: str
+    steps: np.ndarray  # finite points only, sorted, unique
+    values: np.ndarray  # lower is better (accuracy is turned into error)
+    n_logged: int
+    nonfinite: int
+    tail_nonfinite_step: float | None  # step where the curve went non-finite for good
+    zeros_as_nan: bool = False
+    # filled by _trend
+    trend: str = "flat"
+    rel: float = 0.0  # late change relative to the level (negative = falling)
+    range_rel: float = 0.0  # late change relative to the curve's whole range
+    z: float = 0.0
+    level: float = 0.0
+    start: float = 0.0
+    lo: float = 0.0
+    lo_step: float = 0.0
+    end: float = 0.0
+    noise: float = 0.0
+    spikes: int = 0
+
+
+def _as_arrays(series) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(series, tuple) and len(series) == 2:
+        steps, values = series
+    else:  # a pandas Series indexed by step, or a mapping step -> value
+        steps, values = np.asarray(list(series.keys())), np.asarray(list(series.values()))
+    with np.errstate(all="ignore"):
+        s = np.asarray(steps, dtype=float).ravel()
+        v = np.asarray(values, dtype=float).ravel()
+    n = min(len(s), len(v))
+    return s[:n], v[:n]
+
+
+def _prepare(key: str, series, kind: str) -> _Curve:
+    steps, values = _as_arrays(series)
+    ok_step = np.isfinite(steps)
+    steps, values = steps[ok_step], values[ok_step]
+    if len(steps) > 1 and np.any(np.diff(steps) <= 0):
+        order = np.argsort(steps, kind="stable")
+        steps, values = steps[order], values[order]
+        last = np.append(steps[1:] != steps[:-1], True)  # last write per step wins
+        steps, values = steps[last], values[last]
+    finite = np.isfinite(values) & (np.abs(values) < _HUGE)
+    zeros_as_nan = False
+    if kind == "loss" and len(values) >= 3 and values[-1] == 0.0 and finite.all():
+        # Hugging Face Trainer logs the train loss as 0.0 once it turns NaN: a tail of
+        # exact zeros right after clearly non-zero losses is that, not a perfect fit.
+        nz = np.flatnonzero(values != 0.0)
+        if len(nz) and values[nz[-1]] > 1e-3 * np.median(np.abs(values[nz])) and abs(values[nz[-1]]) > 1e-2:
+            finite[nz[-1] + 1:] = False
+            zeros_as_nan = True
+    tail_step = None
+    if len(values) and not finite[-1]:
+        good = np.flatnonzero(finite)
+        first_bad = (good[-1] + 1) if len(good) else 0
+        tail_step = float(steps[first_bad])
+    s, v = steps[finite], values[finite]
+    if kind == "acc":
+        if len(v) and np.nanmax(np.abs(v)) > 1.5:  # percent
+            v = v / 100.0
+        v = 1.0 - v
+    return _Curve(key, s, v, len(values), int((~finite).sum()), tail_step, zeros_as_nan)
+
+
+def _bins(c: _Curve, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    n = len(c.values)
+    if n <= max_bins:
+        return c.steps, c.values
+    per = -(-n // max_bins)
+    k = n // per
+    cut = n - per * k  # fewer than `per` oldest points are left out so the bins are equal
+    v = np.median(c.values[cut:].reshape(k, per), axis=1)
+    s = c.steps[cut:].reshape(k, per)[:, per // 2]
+    return s, v
+
+
+def _mann_kendall(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Theil–Sen slope and Mann–Kendall z, variance inflated for AR(1) residuals.
+
+    Theil 1950 / Sen 1968 slope; Mann 1945, Kendall 1975 test; the effective-sample-size
+    correction for serial correlation follows Hamed & Rao 1998 (lag-1 term, as in
+    Yue & Wang 2004), so a smooth wandering curve is not mistaken for a trend.
+    """
+    k = len(y)
+    i, j = _pairs(k)
+    dy = y[j] - y[i]
+    dx = x[j] - x[i]
+    slope = float(np.median(dy / dx))
+    s = float(np.sign(dy).sum())
+    var = k * (k - 1) * (2 * k + 5) / 18.0
+    resid = y - slope * x
+    resid = resid - resid.mean()
+    den = float(resid @ resid)  # y is scaled to [-1, 1] by the caller
+    if den > 0 and k > 3:
+        r1 = float(resid[1:] @ resid[:-1]) / den
+        if r1 > 0:
+            lags = np.arange(1, k)
+            var *= 1 + 2 * float(((1 - lags / k) * r1 ** lags).sum())
+    if s == 0 or var <= 0:
+        return slope, 0.0
+    z = (s - math.copysign(1, s)) / math.sqrt(var)
+    return slope, z
+
+
+def _trend(c: _Curve, th: Thresholds) -> None:
+    """Fill the trend fields of a curve with at least ``min_points`` points."""
+    s, v = _bins(c, th.max_bins)
+    unit = float(np.max(np.abs(v))) or 1.0
+    v = v / unit  # work in [-1, 1]: no overflow, and scaling a loss changes nothing
+    k = len(v)
+    late = max(th.min_points, int(math.ceil(th.late_fraction * k)))
+    ls, lv = s[-late:], v[-late:]
+    slope, z = _mann_kendall(ls - ls[0], lv)
+    change = slope * (ls[-1] - ls[0])
+    level = float(np.median(lv))
+    span = float(v.max() - v.min())
+    c.level, c.z = level * unit, z
+    c.rel = change / abs(level) if level != 0 else 0.0
+    c.range_rel = change / span if span > 0 else 0.0
+    c.start = float(np.median(c.values[: min(3, len(c.values))]))
+    c.end = float(np.median(lv[-min(3, late):])) * unit
+    # Minimum of a 3-point running median, so one lucky spike is not "the best step".
+    if k >= 3:
+        smooth = np.concatenate(([v[0]], np.median(np.stack([v[:-2], v[1:-1], v[2:]]), axis=0), [v[-1]]))
+    else:
+        smooth = v
+    b = int(np.argmin(smooth))
+    c.lo = float(smooth[b]) * unit
+    c.lo_step = float(s[b])
+    # Point-to-point noise of the raw late part: MAD of first differences / sqrt(2)
+    # (a robust sigma: 1.4826 * MAD, Hampel 1974).
+    raw = c.values[-max(th.min_points, int(math.ceil(th.late_fraction * len(c.values)))):] / unit
+    d = np.diff(raw)
+    c.noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2)) * unit if len(d) > 2 else 0.0
+    if len(c.values) >= 2 * th.min_points and c.noise > 0:
+        allv = c.values / unit
+        mad = 1.4826 * float(np.median(np.abs(allv - np.median(allv))))
+        # Hampel's 3-sigma rule would flag a noisy curve's normal jitter; 10 sigma of the
+        # point-to-point noise only flags real jumps.
+        jumps = np.abs(np.diff(allv)) > 10 * max(c.noise / unit, 1e-3 * mad)
+        c.spikes = int(jumps.sum() // 2)
+    # A trend counts when it stands out of the noise (Mann-Kendall, alpha = 0.05), moves
+    # the level by at least flat_rel, and is a visible part of the curve's whole range
+    # (range_rel): how a person reads a plot on autoscaled linear axes.
+    moving = abs(z) >= th.z_crit and abs(c.rel) >= th.flat_rel and abs(c.range_rel) >= th.range_rel
+    c.trend = "flat" if not moving else ("falling" if change < 0 else "rising")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _step_txt(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return str(int(x)) if float(x).is_integer() else _fmt(x)
+
+
+def _acc_gap(hist: Mapping, roles: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """Train minus test accuracy at the last step both have reached."""
+    if "train_acc" not in roles or "test_acc" not in roles:
+        return None, None
+    pts = []
+    for role in ("train_acc", "test_acc"):
+        s, v = _as_arrays(hist[roles[role]])
+        ok = np.isfinite(s) & np.isfinite(v) & (np.abs(v) < _HUGE)
+        if not ok.any():
+            return None, None
+        s, v = s[ok], v[ok]
+        order = np.argsort(s, kind="stable")
+        s, v = s[order], v[order]
+        if np.nanmax(np.abs(v)) > 1.5:
+            v = v / 100.0
+        pts.append((s, v))
+    at = min(pts[0][0][-1], pts[1][0][-1])
+    vals = []
+    for s, v in pts:
+        i = int(np.searchsorted(s, at, side="right")) - 1
+        if i < 0:
+            return None, None
+        vals.append(float(v[i]))
+    return round(vals[0] - vals[1], 6), at
+
+
+def _drop_restored_point(curves: dict[str, _Curve], flags: set[str], reasons: list[str]) -> None:
+    """Keras EarlyStopping(restore_best_weights) and XGBoost/LightGBM early stopping log
+    the best iteration's metrics once more, one step past the end: the curve "drops back".
+    """
+    ref = curves.get("test")
+    if ref is None or len(ref.values) < 5:
+        return
+    v = ref.values
+    b = int(np.argmin(v[:-1]))
+    if b >= len(v) - 3 or not np.isclose(v[-1], v[b], rtol=1e-6, atol=0):
+        return
+    step = ref.steps[-1]
+    for c in curves.values():
+        if len(c.steps) and c.steps[-1] == step:
+            c.steps, c.values = c.steps[:-1], c.values[:-1]
+    flags.add("early_stopped")
+    reasons.append(f"Early stopping: the last point (step {_step_txt(step)}) repeats the best "
+                   f"step {_step_txt(ref.steps[b])}; it is left out of the trends.")
+
+
+def analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None = None,
+            thresholds: Thresholds | None = None) -> Diagnosis:
+    """Label one run from its histories ``{key: (steps, values)}``.
+
+    ``keys`` maps roles to metric keys and wins over recognition; ``thresholds``
+    defaults to :class:`Thresholds()`.
+    """
+    th = thresholds or Thresholds()
+    counts = {}
+    for k, series in histories.items():
+        try:
+            counts[str(k)] = len(_as_arrays(series)[0])
+        except (TypeError, ValueError):
+            counts[str(k)] = 0
+    try:
+        roles = resolve_roles(counts, keys)
+    except ValueError as exc:
+        return Diagnosis("insufficient_data", reasons=(str(exc),))
+    roles = {r: k for r, k in roles.items() if k in histories}
+    flags: set[str] = set()
+    reasons: list[str] = []
+
+    def side(split: str) -> _Curve | None:
+        for kind in ("loss", "acc"):
+            key = roles.get(f"{split}_{kind}")
+            if key is not None:
+                try:
+                    return _prepare(key, histories[key], kind)
+                except (TypeError, ValueError):
+                    reasons.append(f"{key!r} could not be read as numbers.")
+        return None
+
+    curves = {s: c for s in ("train", "test") if (c := side(s)) is not None}
+    points = {r: counts.get(k, 0) for r, k in roles.items()}
+    last_step = max((float(c.steps[-1]) for c in curves.values() if len(c.steps)), default=None)
+    gap, gap_step = _acc_gap(histories, roles)
+    base = dict(acc_gap=gap, keys=dict(roles), points=points, last_step=last_step)
+
+    for c in curves.values():
+        if c.nonfinite:
+            flags.add("nonfinite")
+    _drop_restored_point(curves, flags, reasons)
+
+    def done(regime, best=None, onset=None):
+        return Diagnosis(regime, best_step=best, onset_step=onset, flags=tuple(sorted(flags)),
+                         reasons=tuple(reasons), **base)
+
+    # Non-finite for good: the run blew up, whatever came before.
+    for split in ("train", "test"):
+        c = curves.get(split)
+        if c is not None and c.tail_nonfinite_step is not None:
+            how = "was logged as 0.0 after turning NaN" if c.zeros_as_nan else "became NaN/inf"
+            reasons.append(f"The {split} curve {c.key!r} {how} at step {_step_txt(c.tail_nonfinite_step)} "
+                           "and never recovered.")
+            return done("diverging")
+
+    usable = {s: c for s, c in curves.items() if len(c.values) >= th.min_points}
+    for c in usable.values():
+        _trend(c, th)
+        if c.spikes:
+            flags.add("spikes")
+        if c.noise > 0.05 * max(abs(c.level), 1e-12):  # jitter over 5 % of the level
+            flags.add("oscillating")
+
+    train, test = usable.get("train"), usable.get("test")
+    if train is not None and _blew_up(train, th):
+        reasons.append(f"The train curve {train.key!r} ends above where it started ({_fmt(train.end)} "
+                       f"against {_fmt(train.start)} at the start, best {_fmt(train.lo)}).")
+        return done("diverging")
+    if train is not None and train.trend == "rising" and train.end > train.lo * (1 + th.gl_alpha):
+        reasons.append(f"The train curve {train.key!r} rises: {_fmt(train.rel * 100)} % over its late part, "
+                       f"now {_fmt(train.end)} against a best of {_fmt(train.lo)}.")
+        return done("diverging")
+    if train is None or test is None:
+        found = ", ".join(f"{r}={k!r} ({counts.get(k, 0)} points)" for r, k in roles.items()) or "none"
+        missing = [s for s in ("train", "test") if s not in usable]
+        reasons.append(f"No usable {' and '.join(missing)} curve (at least {th.min_points} finite points "
+                       f"needed); metric keys found: {found}.")
+        return done("insufficient_data")
+
+    if test.end > th.blowup * max(abs(test.start), abs(test.lo)) > 0:
+        reasons.append(f"The test curve {test.key!r} blew up to {_fmt(test.end)}, over {_fmt(th.blowup)}x "
+                       f"its start ({_fmt(test.start)}): the weights exploded.")
+        return done("diverging")
+    best = test.lo_step
+    # Train accuracy far above test accuracy: the classic sign (a 20 % gap).
+    if gap is not None and gap >= th.acc_gap:
+        reasons.append(f"Train accuracy is {_fmt(gap * 100)} points above test accuracy at step "
+                       f"{_step_txt(gap_step)} (threshold {_fmt(th.acc_gap * 100)}).")
+        return done("overfitting", best, _onset(test, th))
+    # Prechelt 1998, "Early stopping - but when?": generalisation loss GL = E/E_opt - 1;
+    # GL > alpha (his GL5: 5 %) means the test loss left its minimum. We also ask that the
+    # rise is no longer falling and stands out of the noise (his UP criterion's intent).
+    gl = (test.end - test.lo) / abs(test.lo) if test.lo != 0 else (math.inf if test.end > test.lo else 0.0)
+    test_rose = gl > th.gl_alpha and test.lo_step < test.steps[-1] and test.trend != "falling" and (
+        test.trend == "rising" or test.end - test.lo > 3 * test.noise)
+    if test_rose:
+        reasons.append(f"The test curve {test.key!r} is {_fmt(gl * 100)} % above its minimum at step "
+                       f"{_step_txt(test.lo_step)} (Prechelt's GL > {_fmt(th.gl_alpha * 100)} %) "
+                       f"while the train curve {train.key!r} is {train.trend}.")
+        return done("overfitting", best, _onset(test, th))
+    if gap is not None and -gap >= th.acc_gap:
+        reasons.append(f"Test accuracy is {_fmt(-gap * 100)} points above train accuracy at step "
+                       f"{_step_txt(gap_step)}: the training labels or split look broken.")
+        return done("data_issue", best)
+
+    # "A curve that moved 3 % while its twin moved 15 % is flat relative to it."
+    t_fall = train.trend == "falling" and abs(train.rel) >= th.twin_ratio * abs(test.rel)
+    v_fall = test.trend == "falling" and abs(test.rel) >= th.twin_ratio * abs(train.rel)
+    t_move = f"{train.key!r} moved {_fmt(train.rel * 100)} %"
+    v_move = f"{test.key!r} moved {_fmt(test.rel * 100)} %"
+    late = f"over the last {_fmt(th.late_fraction * 100)} % of the run"
+    positive = train.level > 0 and test.level > 0
+    if positive and v_fall and test.level < th.test_below * train.level and abs(train.rel) < 0.5 * abs(test.rel):
+        reasons.append(f"Test sits below train ({_fmt(test.level)} against {_fmt(train.level)}) and falls "
+                       f"more than twice as fast {late} ({t_move}, {v_move}): the training labels look broken.")
+        return done("data_issue", best)
+    if positive and train.trend != "rising" and test.trend != "falling" and train.level < th.train_low * test.level:
+        reasons.append(f"Train has flattened far below test ({_fmt(train.level)} against {_fmt(test.level)}) "
+                       f"while test is {test.trend} {late}: the model memorised its training set.")
+        return done("overfitting", best, _onset(test, th))
+    if v_fall and not t_fall:
+        reasons.append(f"Train is flat while test falls {late} ({t_move}, {v_move}): the model "
+                       "learns what generalises but not its own training labels.")
+        return done("data_issue", best)
+    if t_fall and not v_fall:
+        reasons.append(f"Train falls while test is {'flat' if test.trend == 'falling' else test.trend} "
+                       f"{late} ({t_move}, {v_move}).")
+        return done("overfitting", best, _onset(test, th))
+    if t_fall and v_fall:
+        reasons.append(f"Both curves still fall {late} ({t_move}, {v_move}).")
+        return done("learning", best)
+    if test.trend == "rising":
+        reasons.append(f"Test rises while train is {train.trend} {late} ({t_move}, {v_move}).")
+        return done("overfitting", best, _onset(test, th))
+    improved = (train.start - train.level) > th.gl_alpha * abs(train.start) or (
+        test.start - test.level) > th.gl_alpha * abs(test.start)
+    flags.add("converged" if improved else "stalled")
+    what = "improved, then flattened" if improved else "never improved"
+    reasons.append(f"Both curves are flat {late} ({t_move}, {v_move}); the run {what}{_chance_level(train)}.")
+    return done("plateau", best)
+
+
+def _blew_up(c: _Curve, th: Thresholds) -> bool:
+    """The late level sits clearly above the first points: training made things worse."""
+    return c.level > c.start and c.level - c.start > th.gl_alpha * max(abs(c.start), c.start - c.lo)
+
+
+def _onset(test: _Curve, th: Thresholds) -> float | None:
+    """First step after the best one where the test curve is GL-alpha above its minimum."""
+    after = test.steps > test.lo_step
+    above = after & (test.values > test.lo * (1 + th.gl_alpha) + test.noise)
+    idx = np.flatnonzero(above)
+    return float(test.steps[idx[0]]) if len(idx) else None
+
+
+def _chance_level(c: _Curve) -> str:
+    """Cross-entropy of a uniform guess is ln(classes): say so when the loss sits there."""
+    if not c.key or "acc" in c.key.lower():
+        return ""
+    for k in range(2, 21):
+        if abs(c.level - math.log(k)) < 0.01 * math.log(k):
+            return f" (loss ≈ ln {k} = {math.log(k):.3f}, chance level for {k} classes)"
+    return ""
+
+
+def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thresholds | None = None) -> dict:
+    """Diagnose one run's long-format frame (``run_id, key, step, value``); plain dict out.
+
+    The entry point for distributed engines: ``df.groupby("run_id").applyInPandas(...)``
+    on Spark or ``map_groups`` on Ray Data can call it per run.
+    """
+    key_col = frame["key"].to_numpy()
+    steps = frame["step"].to_numpy(dtype=float)
+    values = frame["value"].to_numpy(dtype=float)
+    order = np.argsort(key_col, kind="stable")
+    key_col, steps, values = key_col[order], steps[order], values[order]
+    uniq, start = np.unique(key_col, return_index=True)
+    ends = np.append(start[1:], len(key_col))
+    hist = {str(k): (steps[a:b], values[a:b]) for k, a, b in zip(uniq, start, ends)}
+    d = analyze(hist, keys, thresholds).to_dict()
+    if "run_id" in frame and len(frame):
+        d["run_id"] = str(frame["run_id"].iloc[0])
+    return d
+
+
+__all__ = ["ROLES", "analyze", "analyze_frame"]
