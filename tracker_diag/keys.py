@@ -117,3 +117,18 @@ def parse_mapping(text: str | None) -> dict[str, str]:
             raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         out[role] = key
     return out
+
+
+def candidate_keys(keys: Iterable[str], overrides: Mapping[str, str] | None = None) -> list[str]:
+    """Every key that could fill a role: what a connector fetches (never grad_norm & co.).
+
+    Point counts are not known before the histories are read, so all candidates of a role
+    are fetched and :func:`resolve_roles` picks among them with the real counts.
+    """
+    keys = list(keys)
+    positional = _positional_splits(keys)
+    out = [k for k in keys if _classify(k, positional) is not None]
+    for key in (overrides or {}).values():
+        if key not in out:
+            out.append(key)
+    return out

@@ -95,5 +95,6 @@ class RunRef:
     experiment: str = ""
     status: str = "FINISHED"
     tags: dict[str, str] = field(default_factory=dict)
+    metric_keys: tuple[str, ...] = ()
     checked: str = ""  # what the data looks like now, compared with diag_checked
     url: str = ""

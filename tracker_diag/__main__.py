@@ -1,0 +1,4 @@
+from tracker_diag.cli import main
+
+if __name__ == "__main__":
+    main()

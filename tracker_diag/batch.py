@@ -1,0 +1,114 @@
+"""list -> skip unchanged -> fetch -> analyze -> write, one page of runs at a time.
+
+A failing run is recorded and the batch goes on; the caller turns the counts into an
+exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Protocol
+
+from tracker_diag.analyze import analyze
+from tracker_diag.errors import ConnectorError
+from tracker_diag.keys import candidate_keys
+from tracker_diag.model import ANALYZER_VERSION, Diagnosis, RunRef, Thresholds
+
+
+class Backend(Protocol):
+    """What a tracker connector provides. Paging, bulk reads and retries live inside."""
+
+    source: str
+
+    def list_runs(self) -> Iterable[RunRef]:
+        """Every run to consider, streamed page by page."""
+
+    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
+        """Histories ``{key: (steps, values)}`` of ``keys[run_id]`` for a batch of runs.
+
+        May raise ConnectorError for the whole batch; yields runs in any order.
+        """
+
+    def write(self, run: RunRef, diagnosis: Diagnosis) -> str:
+        """Write the diagnosis back; 'written' or 'unchanged'. Raises ConnectorError."""
+
+
+@dataclass
+class RunResult:
+    ref: RunRef
+    diagnosis: Diagnosis | None
+    action: str  # written | unchanged | dry-run | failed
+    skipped: bool = False
+    error: str = ""
+
+
+@dataclass
+class BatchResult:
+    results: list[RunResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.action == "failed" for r in self.results)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.skipped for r in self.results)
+
+
+def is_current(ref: RunRef) -> bool:
+    """Labelled by this analyzer version from the data the run holds now."""
+    return bool(ref.checked) and ref.tags.get("diag_version") == ANALYZER_VERSION \
+        and ref.tags.get("diag_checked") == ref.checked and "diag_regime" in ref.tags
+
+
+def _chunks(it: Iterable, size: int) -> Iterator[list]:
+    it = iter(it)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
+          write: bool = False, force: bool = False, page_size: int = 200,
+          progress: Callable[[RunResult], None] | None = None) -> BatchResult:
+    """Label every run the backend lists; streams ``page_size`` runs at a time."""
+    out = BatchResult()
+
+    def record(r: RunResult):
+        out.results.append(r)
+        if progress is not None:
+            progress(r)
+
+    for page in _chunks(backend.list_runs(), page_size):
+        todo = []
+        for ref in page:
+            if not force and is_current(ref):
+                record(RunResult(ref, Diagnosis(ref.tags["diag_regime"], flags=tuple(
+                    f for f in ref.tags.get("diag_flags", "").split(",") if f)), "unchanged", skipped=True))
+            else:
+                todo.append(ref)
+        if not todo:
+            continue
+        wanted = {ref.run_id: candidate_keys(ref.metric_keys, keys) for ref in todo}
+        seen = set()
+        try:
+            for ref, hist in backend.fetch(todo, wanted):
+                seen.add(ref.run_id)
+                diag = analyze(hist, keys, thresholds)
+                if not write:
+                    record(RunResult(ref, diag, "dry-run"))
+                    continue
+                try:
+                    record(RunResult(ref, diag, backend.write(ref, diag)))
+                except ConnectorError as exc:
+                    record(RunResult(ref, diag, "failed", error=str(exc)))
+        except ConnectorError as exc:
+            for ref in todo:
+                if ref.run_id not in seen:
+                    record(RunResult(ref, None, "failed", error=str(exc)))
+            continue
+        for ref in todo:
+            if ref.run_id not in seen:
+                record(RunResult(ref, None, "failed", error="the tracker returned no history for this run"))
+    return out

@@ -1,0 +1,273 @@
+"""Command line: the only module that prints, configures logging or exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from contextlib import contextmanager
+
+import click
+
+from tracker_diag import __version__, report
+from tracker_diag.batch import BatchResult, label
+from tracker_diag.errors import ConnectorError, InputError, MissingExtraError, TrackerDiagError
+from tracker_diag.keys import parse_mapping
+from tracker_diag.model import REGIMES, Thresholds
+
+EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
+REGIME_STYLE = {"learning": "green", "overfitting": "yellow", "data_issue": "magenta", "plateau": "cyan",
+                "diverging": "red", "insufficient_data": "dim"}
+
+
+def _regimes(ctx, param, value: str | None) -> tuple[str, ...]:
+    names = tuple(filter(None, (v.strip() for v in (value or "").split(","))))
+    bad = [n for n in names if n not in REGIMES]
+    if bad:
+        raise click.BadParameter(f"unknown regime(s) {', '.join(bad)}; choose from {', '.join(REGIMES)}")
+    return names
+
+
+def _mapping(ctx, param, value: str | None) -> dict[str, str]:
+    try:
+        return parse_mapping(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _thresholds(gap: float) -> Thresholds:
+    try:
+        return Thresholds(acc_gap=gap)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gap-threshold") from exc
+
+
+def common_options(f):
+    f = click.option("--keys", "keys", callback=_mapping, metavar="ROLE=KEY,...",
+                     help="Metric keys for the roles train_loss, test_loss, train_acc, test_acc; "
+                          "wins over recognition. Example: train_loss=loss,test_loss=val_loss")(f)
+    f = click.option("--gap-threshold", default=0.20, show_default=True, type=float,
+                     help="Train minus test accuracy at or above which a run is overfitting.")(f)
+    f = click.option("--json", "json_path", metavar="PATH|-", help="Write the JSON report (schema_version 1).")(f)
+    f = click.option("--fail-on", callback=_regimes, metavar="REGIMES",
+                     help="Exit with code 3 when any run has one of these regimes, e.g. overfitting,diverging.")(f)
+    f = click.option("--quiet", "-q", is_flag=True, help="No table; only errors and the summary line.")(f)
+    return f
+
+
+@contextmanager
+def _progress(enabled: bool, what: str):
+    """A progress bar on a terminal (stderr), nothing in pipes or CI."""
+    if not enabled or not sys.stderr.isatty() or os.environ.get("CI"):
+        yield lambda r: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                  TimeElapsedColumn(), transient=True, console=_console(err=True)) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda r: bar.advance(task)
+
+
+def _console(err: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if err else sys.stdout
+    # In a pipe, rich would wrap at 80 columns; a log file reads better with whole rows.
+    return Console(stderr=err, highlight=False, soft_wrap=False, width=None if stream.isatty() else 160)
+
+
+def _print_table(batch: BatchResult, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("run", "regime", "acc gap", "best step", "flags", "action"):
+        table.add_column(col, overflow="fold")
+    for r in batch.results:
+        d = r.diagnosis
+        regime = d.regime if d else "—"
+        gap = "" if not d or d.acc_gap is None else f"{round(d.acc_gap, 3) + 0.0:.3f}"
+        best = "" if not d or d.best_step is None else str(d.to_dict()["best_step"])
+        flags = ",".join(d.flags) if d else ""
+        action = r.action + (f": {r.error}" if r.error else "")
+        name = r.ref.run_name or r.ref.run_id
+        if r.ref.run_name and r.ref.run_name != r.ref.run_id:
+            name = f"{r.ref.run_name} ({r.ref.run_id[:8]})"
+        table.add_row(name, f"[{REGIME_STYLE.get(regime, '')}]{regime}[/]" if d else regime, gap, best, flags,
+                      action, end_section=False)
+    _console().print(table)
+
+
+def _summary_line(batch: BatchResult) -> str:
+    regimes = Counter(r.diagnosis.regime for r in batch.results if r.diagnosis)
+    actions = Counter(r.action for r in batch.results)
+    parts = [f"{len(batch.results)} runs"]
+    parts += [f"{regimes[k]} {k}" for k in REGIMES if regimes[k]]
+    acts = [f"{actions[a]} {a}" for a in ("written", "unchanged", "dry-run", "failed") if actions[a]]
+    if batch.skipped:
+        acts.append(f"{batch.skipped} skipped (unchanged since last check)")
+    return ", ".join(parts) + (" | " + ", ".join(acts) if acts else "")
+
+
+def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: tuple[str, ...], quiet: bool,
+            footer: list[str] = ()) -> int:
+    if not quiet and json_path != "-":
+        _print_table(batch, title)
+    if json_path:
+        report.write_json(report.build(batch), json_path)
+    out = click.echo if json_path != "-" else (lambda m: click.echo(m, err=True))
+    out(_summary_line(batch))
+    for line in footer:
+        out(line)
+    for r in batch.results:
+        if r.action == "failed":
+            click.echo(f"failed: {r.ref.run_name or r.ref.run_id}: {r.error}", err=True)
+    matched = [r for r in batch.results if r.diagnosis and r.diagnosis.regime in fail_on]
+    if matched:
+        click.echo(f"--fail-on: {len(matched)} run(s) are {'/'.join(sorted({r.diagnosis.regime for r in matched}))}",
+                   err=True)
+        return EXIT_FAIL_ON
+    return EXIT_FAILED_RUNS if batch.failed else EXIT_OK
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tracker-diag")
+def cli():
+    """Label every run's training regime (learning, overfitting, data_issue, plateau, diverging,
+    insufficient_data) from its logged loss/accuracy curves, and write it back to MLflow or W&B.
+
+    \b
+    Examples:
+      tracker-diag demo
+      tracker-diag label mlflow --experiment my-exp            # dry run: shows what would change
+      tracker-diag label mlflow --experiment my-exp --write
+      tracker-diag diagnose metrics.csv --json report.json
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@common_options
+def diagnose(paths, keys, gap_threshold, json_path, fail_on, quiet):
+    """Diagnose runs from long-format files (CSV, TSV, parquet, JSON lines).
+
+    Columns: run_id (or run_name), key, step, value; an optional timestamp is ignored.
+
+    \b
+    Examples:
+      tracker-diag diagnose samples/runs.csv
+      tracker-diag diagnose a.parquet b.csv --json - --fail-on overfitting,diverging
+      tracker-diag diagnose runs.csv --keys train_loss=loss,test_loss=val_loss
+    """
+    from tracker_diag.files import FileBackend
+
+    th = _thresholds(gap_threshold)
+    try:
+        backend = FileBackend(list(paths))
+    except (InputError, MissingExtraError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    with _progress(not quiet, "analysing") as tick:
+        batch = label(backend, keys=keys, thresholds=th, progress=tick)
+    sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet))
+
+
+@cli.group(name="label")
+def label_group():
+    """Label the runs of a tracker (dry run unless --write)."""
+
+
+@label_group.command(name="mlflow")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
+              help="Default: $MLFLOW_TRACKING_URI, else MLflow's own default (sqlite:///mlflow.db here).")
+@click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME|ID",
+              help="Experiment name or id; repeat for several. Default: $MLFLOW_EXPERIMENT_NAME or 'Default'.")
+@click.option("--all-experiments", is_flag=True, help="Every active experiment of the store.")
+@click.option("--filter", "filter_string", metavar="STR",
+              help="An MLflow search filter, e.g. \"params.lr > '0.01'\" or \"attributes.run_name LIKE 'bert%'\".")
+@click.option("--include-running", is_flag=True, help="Also label RUNNING runs (marked provisional).")
+@click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
+@click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel requests to a tracking server.")
+@common_options
+def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, include_running, write, force,
+                 workers, keys, gap_threshold, json_path, fail_on, quiet):
+    """Label the runs of MLflow experiments and (with --write) tag them.
+
+    Writes the tags diag_regime, diag_acc_gap, diag_best_step, diag_flags, diag_version,
+    diag_checked, the metric diag_acc_gap and a marked section of the run description.
+    Runs whose data did not change since their last check are skipped.
+
+    \b
+    Examples:
+      tracker-diag label mlflow --experiment my-exp
+      tracker-diag label mlflow --tracking-uri http://127.0.0.1:5000 --all-experiments --write
+      tracker-diag label mlflow -e my-exp --filter "params.optimizer = 'adam'" --json labels.json
+      MLFLOW_TRACKING_URI=sqlite:///mlflow.db tracker-diag label mlflow -e 1 --write --fail-on diverging
+    """
+    th = _thresholds(gap_threshold)
+    try:
+        from tracker_diag.connectors.mlflow import MlflowBackend
+
+        backend = MlflowBackend(tracking_uri, experiments=list(experiments), all_experiments=all_experiments,
+                                filter_string=filter_string, include_running=include_running, workers=workers)
+        with _progress(not quiet, "labelling" if write else "dry run") as tick:
+            batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick)
+    except (ConnectorError, MissingExtraError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    footer = [] if write else ["dry run: nothing was written; add --write to tag the runs"]
+    footer.append("In the MLflow UI, filter with:  tags.diag_regime = 'overfitting'   "
+                  "(or metrics.diag_acc_gap > 0.2)")
+    sys.exit(_finish(batch, title=f"tracker-diag · {backend.describe()}", json_path=json_path,
+                     fail_on=fail_on, quiet=quiet, footer=footer))
+
+
+@cli.command()
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
+              help="Store to fill; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.")
+@click.option("--runs", "n_runs", default=24, show_default=True, type=click.IntRange(8, 500),
+              help="How many small models to train (a few seconds each batch of 8).")
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo(tracking_uri, n_runs, seed):
+    """Train small models into a local MLflow store, label them, and show the result.
+
+    Every regime is covered: the models are genuinely trained (numpy, scikit-learn
+    datasets) under settings known to cause each one. Re-running reuses the store.
+
+    \b
+    Examples:
+      tracker-diag demo
+      tracker-diag demo --tracking-uri sqlite:///demo.db --runs 48
+    """
+    try:
+        from tracker_diag.connectors.mlflow import MlflowBackend, log_sample_runs
+        from tracker_diag.samples import generate
+    except ImportError as exc:
+        click.echo(f"error: {MissingExtraError(exc.name or 'a demo dependency', 'demo')}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
+        if backend.count_runs() < n_runs:
+            click.echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
+            log_sample_runs(backend, generate(n_runs, seed=seed))
+        with _progress(True, "labelling") as tick:
+            batch = label(backend, write=True, progress=tick)
+    except (ConnectorError, MissingExtraError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    code = _finish(batch, title=f"tracker-diag demo · {backend.describe()}", json_path=None, fail_on=(),
+                   quiet=False, footer=[
+                       "Look at it:  mlflow ui --backend-store-uri " + backend.uri,
+                       "then filter the experiment 'tracker-diag-demo' with:  tags.diag_regime = 'overfitting'"])
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; ``argv`` for tests (defaults to sys.argv)."""
+    try:
+        cli.main(args=argv, prog_name="tracker-diag", standalone_mode=True)
+    except TrackerDiagError as exc:  # anything a command did not translate itself
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,32 @@
+"""One exception tree; every error says what to do next.
+
+    TrackerDiagError
+    ├── InputError        a file or option is malformed (exit code 2)
+    ├── ConnectorError    a tracker cannot be reached or answered an error (exit code 2 when
+    │                     listing fails; a per-run failure is recorded and the batch goes on)
+    └── MissingExtraError an optional dependency is not installed
+"""
+
+from __future__ import annotations
+
+
+class TrackerDiagError(Exception):
+    """Base of every error tracker_diag raises."""
+
+
+class InputError(TrackerDiagError):
+    def __init__(self, message: str, path: str | None = None):
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ConnectorError(TrackerDiagError):
+    def __init__(self, message: str, run_id: str | None = None):
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class MissingExtraError(TrackerDiagError):
+    def __init__(self, package: str, extra: str):
+        self.package, self.extra = package, extra
+        super().__init__(f"{package} is not installed: pip install 'tracker-diag[{extra}]'")

@@ -1,0 +1,98 @@
+"""Read long-format metric files (CSV, parquet, JSON lines): ``run_id, key, step, value``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from tracker_diag.errors import InputError, MissingExtraError
+from tracker_diag.model import RunRef
+
+REQUIRED = ("key", "step", "value")
+
+
+def read_long(path: str | Path) -> pd.DataFrame:
+    """One file as a frame with ``run_id, run_name, key, step, value``; InputError if malformed."""
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffix.endswith((".parquet", ".pq")):
+            try:
+                frame = pd.read_parquet(path)
+            except ImportError as exc:
+                raise MissingExtraError("pyarrow", "parquet") from exc
+        elif suffix.endswith((".jsonl", ".ndjson", ".json", ".json.gz", ".jsonl.gz")):
+            frame = pd.read_json(path, lines=not suffix.endswith((".json", ".json.gz")) or _looks_like_lines(path))
+        elif suffix.endswith((".csv", ".csv.gz", ".tsv")):
+            frame = pd.read_csv(path, sep="\t" if suffix.endswith(".tsv") else ",")
+        else:
+            raise InputError("unknown file type (expected .csv, .tsv, .parquet, .json or .jsonl)", str(path))
+    except FileNotFoundError as exc:
+        raise InputError("no such file", str(path)) from exc
+    except IsADirectoryError as exc:
+        raise InputError("is a directory, expected a metrics file", str(path)) from exc
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
+        raise InputError(f"cannot be parsed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                         str(path)) from exc
+    return normalise(frame, str(path))
+
+
+def _looks_like_lines(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(1).lstrip()
+    return head == b"{"
+
+
+def normalise(frame: pd.DataFrame, origin: str = "") -> pd.DataFrame:
+    frame = frame.rename(columns={c: str(c).strip().lower() for c in frame.columns})
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if "run_id" not in frame.columns and "run_name" not in frame.columns:
+        missing.insert(0, "run_id (or run_name)")
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}",
+                         origin or None)
+    if "run_id" not in frame.columns:
+        frame["run_id"] = frame["run_name"]
+    if "run_name" not in frame.columns:
+        frame["run_name"] = frame["run_id"]
+    out = pd.DataFrame({
+        "run_id": frame["run_id"].astype(str),
+        "run_name": frame["run_name"].astype(str),
+        "key": frame["key"].astype(str),
+        "step": pd.to_numeric(frame["step"], errors="coerce"),
+        # "nan", "inf" and blanks become floats; words do not parse and become NaN
+        "value": pd.to_numeric(frame["value"], errors="coerce"),
+    })
+    bad_steps = out["step"].isna() & frame["step"].notna()
+    if bad_steps.all() and len(out):
+        raise InputError("column 'step' holds no numbers", origin or None)
+    return out
+
+
+class FileBackend:
+    """Runs from long-format files; read-only."""
+
+    source = "file"
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        frames = [read_long(p) for p in paths]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id"])
+        self._groups = {rid: g for rid, g in frame.groupby("run_id", sort=False)}
+
+    def list_runs(self) -> Iterator[RunRef]:
+        for rid, g in self._groups.items():
+            yield RunRef(run_id=str(rid), run_name=str(g["run_name"].iloc[0]), source="file",
+                         metric_keys=tuple(pd.unique(g["key"])))
+
+    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
+        for ref in runs:
+            g = self._groups[ref.run_id]
+            wanted = g[g["key"].isin(keys.get(ref.run_id, ()))]
+            yield ref, {k: (s["step"].to_numpy(float), s["value"].to_numpy(float))
+                        for k, s in wanted.groupby("key", sort=False)}
+
+
+__all__ = ["FileBackend", "read_long", "normalise"]
