@@ -18,7 +18,7 @@ How a curve is read:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,22 @@ from tracker_diag.model import Diagnosis, Thresholds
 # MLflow reads ±inf back as ±1.797e308 (float max); anything this large is not a loss.
 _HUGE = 1e300
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _median(x: np.ndarray) -> float:
+    """np.median without its generic machinery (a hot path: ~10 calls per curve)."""
+    n = x.size
+    if n == 0:
+        return math.nan
+    k = n >> 1
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    p = np.partition(x, (k - 1, k))
+    return 0.5 * (float(p[k - 1]) + float(p[k]))
+
+
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 def _pairs(k: int):
@@ -65,9 +81,8 @@ def _as_arrays(series) -> tuple[np.ndarray, np.ndarray]:
         steps, values = series
     else:  # a pandas Series indexed by step, or a mapping step -> value
         steps, values = np.asarray(list(series.keys())), np.asarray(list(series.values()))
-    with np.errstate(all="ignore"):
-        s = np.asarray(steps, dtype=float).ravel()
-        v = np.asarray(values, dtype=float).ravel()
+    s = np.asarray(steps, dtype=float).ravel()
+    v = np.asarray(values, dtype=float).ravel()
     n = min(len(s), len(v))
     return s[:n], v[:n]
 
@@ -87,14 +102,13 @@ def _prepare(key: str, series, kind: str) -> _Curve:
         # Hugging Face Trainer logs the train loss as 0.0 once it turns NaN: a tail of
         # exact zeros right after clearly non-zero losses is that, not a perfect fit.
         nz = np.flatnonzero(values != 0.0)
-        if len(nz) and values[nz[-1]] > 1e-3 * np.median(np.abs(values[nz])) and abs(values[nz[-1]]) > 1e-2:
+        if len(nz) and values[nz[-1]] > 1e-3 * _median(np.abs(values[nz])) and abs(values[nz[-1]]) > 1e-2:
             finite[nz[-1] + 1:] = False
             zeros_as_nan = True
     tail_step = None
-    if len(values) and not finite[-1]:
-        good = np.flatnonzero(finite)
-        first_bad = (good[-1] + 1) if len(good) else 0
-        tail_step = float(steps[first_bad])
+    good = np.flatnonzero(finite)
+    if len(values) and not finite[-1] and len(good) >= 2:  # finite first, then NaN/inf for good
+        tail_step = float(steps[good[-1] + 1])
     s, v = steps[finite], values[finite]
     if kind == "acc":
         if len(v) and np.nanmax(np.abs(v)) > 1.5:  # percent
@@ -110,7 +124,7 @@ def _bins(c: _Curve, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
     per = -(-n // max_bins)
     k = n // per
     cut = n - per * k  # fewer than `per` oldest points are left out so the bins are equal
-    v = np.median(c.values[cut:].reshape(k, per), axis=1)
+    v = np.partition(c.values[cut:].reshape(k, per), per // 2, axis=1)[:, per // 2]  # bin medians
     s = c.steps[cut:].reshape(k, per)[:, per // 2]
     return s, v
 
@@ -126,7 +140,7 @@ def _mann_kendall(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     i, j = _pairs(k)
     dy = y[j] - y[i]
     dx = x[j] - x[i]
-    slope = float(np.median(dy / dx))
+    slope = _median(dy / dx)
     s = float(np.sign(dy).sum())
     var = k * (k - 1) * (2 * k + 5) / 18.0
     resid = y - slope * x
@@ -153,26 +167,28 @@ def _trend(c: _Curve, th: Thresholds) -> None:
     ls, lv = s[-late:], v[-late:]
     slope, z = _mann_kendall(ls - ls[0], lv)
     change = slope * (ls[-1] - ls[0])
-    level = float(np.median(lv))
+    level = _median(lv)
     span = float(v.max() - v.min())
     c.level, c.z = level * unit, z
     c.rel = change / abs(level) if level != 0 else 0.0
     c.range_rel = change / span if span > 0 else 0.0
-    c.start = float(np.median(c.values[: min(3, len(c.values))]))
-    c.end = float(np.median(lv[-min(3, late):])) * unit
+    c.start = _median(c.values[: min(3, len(c.values))])
+    c.end = _median(lv[-min(3, late):]) * unit
     # Minimum of a 3-point running median, so one lucky spike is not "the best step".
     if k >= 3:
-        smooth = np.concatenate(([v[0]], np.median(np.stack([v[:-2], v[1:-1], v[2:]]), axis=0), [v[-1]]))
+        smooth = np.concatenate(([v[0]], _median3(v[:-2], v[1:-1], v[2:]), [v[-1]]))
     else:
         smooth = v
     b = int(np.argmin(smooth))
     c.lo = float(smooth[b]) * unit
-    c.lo_step = float(s[b])
+    # the best step itself is the raw minimum next to the smoothed one
+    near = (c.steps >= s[max(b - 1, 0)]) & (c.steps <= s[min(b + 1, k - 1)])
+    c.lo_step = float(c.steps[near][np.argmin(c.values[near])]) if near.any() else float(s[b])
     # Point-to-point noise of the raw late part: MAD of first differences / sqrt(2)
     # (a robust sigma: 1.4826 * MAD, Hampel 1974).
     raw = c.values[-max(th.min_points, int(math.ceil(th.late_fraction * len(c.values)))):] / unit
     d = np.diff(raw)
-    c.noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2)) * unit if len(d) > 2 else 0.0
+    c.noise = 1.4826 * _median(np.abs(d - _median(d))) / math.sqrt(2) * unit if len(d) > 2 else 0.0
     if len(c.values) >= 2 * th.min_points:
         c.spikes = _spikes(c.values / unit)
     # A trend counts when it stands out of the noise (Mann-Kendall, alpha = 0.05), moves
@@ -183,18 +199,19 @@ def _trend(c: _Curve, th: Thresholds) -> None:
 
 
 def _spikes(v: np.ndarray) -> int:
-    """Points far off a 5-point running median: Hampel filter (Hampel 1974; Pearson 2002)
-    with a wide 10-sigma band, and a jump of at least 20 % of the level, so a noisy
-    per-minibatch curve's normal jitter and a smooth curve's bend are not spikes.
+    """Isolated jumps: a point that leaves its neighbours and comes straight back.
+
+    Both steps must exceed 10 robust sigmas of the point-to-point noise (1.4826 * MAD,
+    Hampel 1974, with a band wider than his 3 sigma so minibatch jitter is no spike) and
+    20 % of the curve's level, so a smooth curve's bend is no spike either.
     """
-    n = len(v)
-    pad = np.concatenate((np.full(2, v[0]), v, np.full(2, v[-1])))
-    win = np.lib.stride_tricks.sliding_window_view(pad, 5)
-    resid = v - np.median(win, axis=1)
-    sigma = 1.4826 * float(np.median(np.abs(resid)))
-    level = float(np.median(np.abs(v))) or 1.0
-    big = np.abs(resid) > max(10 * sigma, 0.2 * level)
-    return int(big[: n].sum())
+    d = np.diff(v)
+    sigma = 1.4826 * _median(np.abs(d - _median(d)))
+    level = _median(np.abs(v)) or 1.0
+    band = max(10 * sigma, 0.2 * level)
+    up, down = d[:-1], d[1:]
+    big = (np.minimum(np.abs(up), np.abs(down)) > band) & (np.sign(up) != np.sign(down))
+    return int(big.sum())
 
 
 def _fmt(x: float) -> str:
@@ -211,26 +228,16 @@ def _acc_gap(hist: Mapping, roles: Mapping[str, str]) -> tuple[float | None, flo
     """Train minus test accuracy at the last step both have reached."""
     if "train_acc" not in roles or "test_acc" not in roles:
         return None, None
-    pts = []
-    for role in ("train_acc", "test_acc"):
-        s, v = _as_arrays(hist[roles[role]])
-        ok = np.isfinite(s) & np.isfinite(v) & (np.abs(v) < _HUGE)
-        if not ok.any():
-            return None, None
-        s, v = s[ok], v[ok]
-        order = np.argsort(s, kind="stable")
-        s, v = s[order], v[order]
-        if np.nanmax(np.abs(v)) > 1.5:
-            v = v / 100.0
-        pts.append((s, v))
-    at = min(pts[0][0][-1], pts[1][0][-1])
-    vals = []
-    for s, v in pts:
-        i = int(np.searchsorted(s, at, side="right")) - 1
-        if i < 0:
-            return None, None
-        vals.append(float(v[i]))
-    return round(vals[0] - vals[1], 6), at
+    tr = _prepare(roles["train_acc"], hist[roles["train_acc"]], "acc")
+    te = _prepare(roles["test_acc"], hist[roles["test_acc"]], "acc")
+    if not len(tr.steps) or not len(te.steps):
+        return None, None
+    at = min(tr.steps[-1], te.steps[-1])
+    i = int(np.searchsorted(tr.steps, at, side="right")) - 1
+    j = int(np.searchsorted(te.steps, at, side="right")) - 1
+    if i < 0 or j < 0:
+        return None, None
+    return round(float(te.values[j] - tr.values[i]), 6), float(at)  # values are errors: 1 - acc
 
 
 def _drop_restored_point(curves: dict[str, _Curve], flags: set[str], reasons: list[str]) -> None:
@@ -242,7 +249,7 @@ def _drop_restored_point(curves: dict[str, _Curve], flags: set[str], reasons: li
         return
     v = ref.values
     b = int(np.argmin(v[:-1]))
-    if b >= len(v) - 3 or not np.isclose(v[-1], v[b], rtol=1e-6, atol=0):
+    if b >= len(v) - 3 or abs(v[-1] - v[b]) > 1e-6 * abs(v[b]):
         return
     step = ref.steps[-1]
     for c in curves.values():
@@ -260,7 +267,11 @@ def analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None = No
     ``keys`` maps roles to metric keys and wins over recognition; ``thresholds``
     defaults to :class:`Thresholds()`.
     """
-    th = thresholds or Thresholds()
+    with np.errstate(all="ignore"):  # garbage in is a label out, not a warning
+        return _analyze(histories, keys, thresholds or Thresholds())
+
+
+def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th: Thresholds) -> Diagnosis:
     counts = {}
     for k, series in histories.items():
         try:
@@ -419,24 +430,49 @@ def _chance_level(c: _Curve) -> str:
     return ""
 
 
+def split_runs(frame) -> Iterator[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Long-format frame -> ``(run_id, {key: (steps, values)})`` per run, in one pass.
+
+    Runs and keys are factorised to integer codes and sorted once (no per-group pandas
+    objects), so splitting costs little next to the analysis itself.
+    """
+    import pandas as pd
+
+    if not len(frame):
+        return
+    run_codes, run_names = pd.factorize(frame["run_id"], sort=False)
+    key_codes, key_names = pd.factorize(frame["key"], sort=False)
+    steps = frame["step"].to_numpy(dtype=float, na_value=np.nan)
+    values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+    composite = run_codes.astype(np.int64) * max(len(key_names), 1) + key_codes
+    if (composite[1:] < composite[:-1]).any():  # files and SQL reads usually come grouped already
+        order = np.argsort(composite, kind="stable")
+        run_codes, key_codes, steps, values = run_codes[order], key_codes[order], steps[order], values[order]
+    rc, kc = run_codes, key_codes
+    cut = np.flatnonzero((rc[1:] != rc[:-1]) | (kc[1:] != kc[:-1])) + 1
+    bounds = np.concatenate(([0], cut, [len(rc)]))
+    hist: dict = {}
+    current = rc[0]
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if rc[a] != current:
+            yield str(run_names[current]), hist
+            hist, current = {}, rc[a]
+        hist[str(key_names[kc[a]])] = (steps[a:b], values[a:b])
+    yield str(run_names[current]), hist
+
+
 def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thresholds | None = None) -> dict:
     """Diagnose one run's long-format frame (``run_id, key, step, value``); plain dict out.
 
     The entry point for distributed engines: ``df.groupby("run_id").applyInPandas(...)``
     on Spark or ``map_groups`` on Ray Data can call it per run.
     """
-    key_col = frame["key"].to_numpy()
-    steps = frame["step"].to_numpy(dtype=float)
-    values = frame["value"].to_numpy(dtype=float)
-    order = np.argsort(key_col, kind="stable")
-    key_col, steps, values = key_col[order], steps[order], values[order]
-    uniq, start = np.unique(key_col, return_index=True)
-    ends = np.append(start[1:], len(key_col))
-    hist = {str(k): (steps[a:b], values[a:b]) for k, a, b in zip(uniq, start, ends)}
-    d = analyze(hist, keys, thresholds).to_dict()
-    if "run_id" in frame and len(frame):
-        d["run_id"] = str(frame["run_id"].iloc[0])
-    return d
+    d: dict = {}
+    for run_id, hist in split_runs(frame):
+        d = analyze(hist, keys, thresholds).to_dict()
+        d["run_id"] = run_id
+        break  # one run per call
+    return d or analyze({}, keys, thresholds).to_dict()
 
 
-__all__ = ["ROLES", "analyze", "analyze_frame"]
+__all__ = ["ROLES", "analyze", "analyze_frame", "split_runs"]

@@ -174,7 +174,13 @@ def diagnose(paths, keys, gap_threshold, json_path, fail_on, quiet):
 
 @cli.group(name="label")
 def label_group():
-    """Label the runs of a tracker (dry run unless --write)."""
+    """Label the runs of a tracker (dry run unless --write).
+
+    \b
+    Examples:
+      tracker-diag label mlflow --experiment my-exp
+      tracker-diag label mlflow --experiment my-exp --write --json labels.json
+    """
 
 
 @label_group.command(name="mlflow")
