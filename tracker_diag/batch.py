@@ -7,7 +7,7 @@ exit code.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Protocol
 
@@ -96,6 +96,8 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
             for ref, hist in backend.fetch(todo, wanted):
                 seen.add(ref.run_id)
                 diag = analyze(hist, keys, thresholds)
+                if ref.status == "RUNNING":  # still training: the label may change
+                    diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
                 if not write:
                     record(RunResult(ref, diag, "dry-run"))
                     continue
