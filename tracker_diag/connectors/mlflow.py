@@ -68,6 +68,9 @@ class MlflowBackend:
             raise ConnectorError(f"cannot open the MLflow store {self._safe_uri()}: {exc.message}") from exc
         except OSError as exc:  # connection refused and the like
             raise ConnectorError(f"cannot reach the MLflow store {self._safe_uri()}: {exc}") from exc
+        except ImportError as exc:  # a database URI whose driver is not installed
+            raise ConnectorError(f"the database driver for {self._safe_uri()} is not installed: "
+                                 f"pip install {exc.name or 'the driver'}") from exc
         self._engine = self._sql_engine()
 
     # -- set-up ---------------------------------------------------------------------------------

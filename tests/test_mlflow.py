@@ -1,0 +1,325 @@
+"""tracker-diag against real MLflow: sqlite stores in tmp_path and a real `mlflow server`."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.entities import Metric, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from tracker_diag.batch import label  # noqa: E402
+from tracker_diag.cli import main  # noqa: E402
+from tracker_diag.connectors.mlflow import MlflowBackend, log_sample_runs  # noqa: E402
+
+EXP = "diag-test"
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def curves(kind, n=40):
+    x = np.arange(n, dtype=float)
+    if kind == "learning":
+        return {"loss": 2 * np.exp(-x / 80) + 0.1, "val_loss": 2 * np.exp(-x / 90) + 0.2}
+    if kind == "overfitting":
+        return {"train_loss": 2 * np.exp(-x / 5) + 0.01, "test_loss": 0.6 + 0.001 * (x - 10) ** 2}
+    if kind == "plateau":
+        return {"epoch/loss": np.full(n, 2.3026), "epoch/val_loss": np.full(n, 2.3026)}
+    if kind == "diverging":
+        v = 2 * np.exp(-x / 10) + 0.5
+        v[30:] = np.nan
+        return {"loss": v, "val_loss": 2 * np.exp(-x / 10) + 0.6}
+    raise ValueError(kind)
+
+
+def log_run(client, exp_id, kind, *, name=None, tags=None, description=None, finish=True):
+    run = client.create_run(exp_id, run_name=name or kind, tags=tags or {})
+    ms = [Metric(k, float(v), 1000 + i, i) for k, vals in curves(kind).items() for i, v in enumerate(vals)]
+    client.log_batch(run.info.run_id, metrics=ms)
+    if description is not None:
+        client.set_tag(run.info.run_id, "mlflow.note.content", description)
+    if finish:
+        client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    return uri, client, client.create_experiment(EXP)
+
+
+def snapshot(client, exp_id):
+    runs = client.search_runs([exp_id], max_results=1000)
+    return {r.info.run_id: (dict(r.data.tags), dict(r.data.params)) for r in runs}
+
+
+def test_round_trip_tags_description_and_ui_filter(store, capsys):
+    uri, client, exp = store
+    kinds = ["learning", "overfitting", "plateau", "diverging", "overfitting"]
+    ids = {log_run(client, exp, k, name=f"{k}-{i}", tags={"team": "vision"},
+                   description="My notes.\nDo not touch." if i == 1 else None): k for i, k in enumerate(kinds)}
+    code, out, _ = run_cli(["label", "mlflow", "--tracking-uri", uri, "-e", EXP, "--write", "--json",
+                            str(os.path.join(os.path.dirname(uri[10:]), "r.json"))], capsys)
+    assert code == 0, out
+    for rid, kind in ids.items():
+        run = client.get_run(rid)
+        tags = run.data.tags
+        assert tags["diag_regime"] == kind
+        assert tags["diag_version"] and tags["diag_checked"]
+        assert tags["team"] == "vision"
+        note = tags["mlflow.note.content"]
+        assert "<!-- tracker-diag -->" in note and f"tracker-diag: {kind}" in note
+    # the user's own description is kept byte for byte, our section after it
+    noted = next(r for r, k in ids.items() if client.get_run(r).data.tags["mlflow.note.content"].startswith("My"))
+    assert client.get_run(noted).data.tags["mlflow.note.content"].startswith("My notes.\nDo not touch.\n\n<!--")
+    # the UI filter users paste returns exactly the overfitting runs
+    found = client.search_runs([exp], "tags.diag_regime = 'overfitting'")
+    assert {r.info.run_id for r in found} == {r for r, k in ids.items() if k == "overfitting"}
+    assert "tags.diag_regime = 'overfitting'" in out
+
+
+def test_second_write_writes_nothing_and_skips_without_reading(store, capsys):
+    uri, client, exp = store
+    for k in ("learning", "overfitting"):
+        log_run(client, exp, k)
+    backend = MlflowBackend(uri, experiments=[EXP])
+    first = label(backend, write=True)
+    assert {r.action for r in first.results} == {"written"}
+    before = snapshot(client, exp)
+    second = label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    assert {r.action for r in second.results} == {"unchanged"} and second.skipped == 2
+    assert snapshot(client, exp) == before
+    forced = label(MlflowBackend(uri, experiments=[EXP]), write=True, force=True)
+    assert {r.action for r in forced.results} == {"unchanged"} and forced.skipped == 0
+    assert snapshot(client, exp) == before
+
+
+def test_new_data_makes_a_run_relabelled(store):
+    uri, client, exp = store
+    rid = log_run(client, exp, "learning")
+    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    client.log_batch(rid, metrics=[Metric("val_loss", 5.0 + i, 10_000 + i, 100 + i) for i in range(30)])
+    again = label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    assert again.skipped == 0 and again.results[0].action == "written"
+
+
+def test_user_data_identical_and_other_experiments_untouched(store):
+    uri, client, exp = store
+    other = client.create_experiment("other")
+    for k in ("learning", "overfitting", "diverging"):
+        log_run(client, exp, k, tags={"owner": "me", "diag_custom_user_tag": "x"})
+    log_run(client, other, "overfitting", tags={"owner": "you"})
+    user_before = {rid: ({k: v for k, v in t.items() if not k.startswith("diag_regime")}, p)
+                   for rid, (t, p) in snapshot(client, exp).items()}
+    other_before = snapshot(client, other)
+    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    after = snapshot(client, exp)
+    for rid, (tags, params) in user_before.items():
+        new_tags, new_params = after[rid]
+        assert new_params == params
+        for k, v in tags.items():
+            assert new_tags[k] == v  # every user tag as it was
+        assert set(new_tags) - set(tags) <= {"diag_regime", "diag_acc_gap", "diag_best_step", "diag_flags",
+                                             "diag_version", "diag_checked", "mlflow.note.content"}
+    assert snapshot(client, other) == other_before
+
+
+def test_long_user_description_is_never_pushed_past_the_limit(store):
+    uri, client, exp = store
+    long_text = "x" * 7_900
+    rid = log_run(client, exp, "overfitting", description=long_text)
+    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    note = client.get_run(rid).data.tags["mlflow.note.content"]
+    assert note.startswith(long_text) and len(note) <= 8000
+    assert client.get_run(rid).data.tags["diag_regime"] == "overfitting"
+
+
+def test_nan_inf_no_metrics_deleted_and_running_runs(store):
+    uri, client, exp = store
+    nan_run = log_run(client, exp, "diverging")
+    inf_run = client.create_run(exp, run_name="inf").info.run_id
+    client.log_batch(inf_run, metrics=[Metric("loss", math.inf if i > 20 else 2 - i / 20, 1000 + i, i)
+                                       for i in range(30)] +
+                     [Metric("val_loss", 2 - i / 25, 1000 + i, i) for i in range(30)])
+    client.set_terminated(inf_run, "FINISHED")
+    empty = client.create_run(exp, run_name="empty").info.run_id
+    client.set_terminated(empty, "FINISHED")
+    deleted = log_run(client, exp, "learning")
+    client.delete_run(deleted)
+    running = log_run(client, exp, "learning", finish=False)
+    res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP]), write=True).results}
+    assert res[nan_run].diagnosis.regime == "diverging" and "nonfinite" in res[nan_run].diagnosis.flags
+    assert res[inf_run].diagnosis.regime == "diverging"
+    assert res[empty].diagnosis.regime == "insufficient_data"
+    assert deleted not in res and running not in res
+    assert "diag_regime" not in client.get_run(deleted).data.tags
+    res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP], include_running=True),
+                                          write=True).results}
+    assert "provisional" in res[running].diagnosis.flags
+
+
+def test_write_to_a_run_deleted_mid_batch_fails_alone(store):
+    uri, client, exp = store
+    ids = [log_run(client, exp, "learning") for _ in range(3)]
+    backend = MlflowBackend(uri, experiments=[EXP])
+    refs = list(backend.list_runs())
+    client.delete_run(ids[1])  # deleted after listing, before writing
+
+    class Listed(MlflowBackend):
+        def list_runs(self):
+            return refs
+
+    listed = Listed(uri, experiments=[EXP])
+    res = {r.ref.run_id: r for r in label(listed, write=True).results}
+    assert res[ids[1]].action == "failed" and "deleted" in res[ids[1]].error
+    assert res[ids[0]].action == res[ids[2]].action == "written"
+
+
+def test_more_than_1000_runs_are_all_listed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/big.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment(EXP)
+    for i in range(1030):
+        run = client.create_run(exp, run_name=f"r{i}")
+        client.log_batch(run.info.run_id, metrics=[Metric("loss", 1.0, 1, 0)])
+        client.set_terminated(run.info.run_id, "FINISHED")
+    sql = list(MlflowBackend(uri, experiments=[EXP]).list_runs())
+    paged = list(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'").list_runs())
+    assert len(sql) == len(paged) == 1030 == len({r.run_id for r in paged})
+
+
+def test_sql_and_client_reads_agree(store):
+    uri, client, exp = store
+    for k in ("learning", "overfitting", "diverging"):
+        log_run(client, exp, k)
+    sql = MlflowBackend(uri, experiments=[EXP])
+    assert sql._engine is not None
+    plain = MlflowBackend(uri, experiments=[EXP])
+    plain._engine = None  # the client path, as for an unknown schema
+    refs = list(plain.list_runs())
+    keys = {r.run_id: list(r.metric_keys) for r in refs}
+    a = {ref.run_id: h for ref, h in sql.fetch(refs, keys)}
+    b = {ref.run_id: h for ref, h in plain.fetch(refs, keys)}
+    for ref in refs:
+        ha, hb = a[ref.run_id], b[ref.run_id]
+        assert ha.keys() == hb.keys()
+        for k in ha:
+            np.testing.assert_array_equal(ha[k][0], hb[k][0])
+            np.testing.assert_array_equal(np.isnan(ha[k][1]), np.isnan(hb[k][1]))
+
+
+def test_unknown_experiment_and_unreachable_server_exit_2(store, capsys):
+    uri, _, _ = store
+    code, _, err = run_cli(["label", "mlflow", "--tracking-uri", uri, "-e", "nope"], capsys)
+    assert code == 2 and "no experiment named" in err and EXP in err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    code, _, err = run_cli(["label", "mlflow", "--tracking-uri", f"http://127.0.0.1:{port}", "-e", "x"], capsys)
+    assert code == 2 and "error:" in err
+
+
+def test_password_in_uri_is_never_printed(capsys):
+    code, out, err = run_cli(["label", "mlflow", "--tracking-uri",
+                              "postgresql://bob:s3cret@127.0.0.1:1/db", "-e", "x"], capsys)
+    assert code == 2 and "s3cret" not in out + err
+
+
+def test_demo_covers_every_regime(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the embedded default: ./mlflow.db
+    code, out, _ = run_cli(["demo", "--runs", "16"], capsys)
+    assert code == 0
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tracker-diag-demo")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert len(runs) == 16 and all("diag_regime" in r.data.tags for r in runs)
+    assert {r.data.tags["diag_regime"] for r in runs} >= {"learning", "overfitting", "plateau", "diverging",
+                                                          "data_issue", "insufficient_data"}
+    assert "mlflow ui --backend-store-uri" in out
+
+
+# --- a real mlflow server on 127.0.0.1 ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("server") / "mlflow.db"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("mlflow server did not start")
+        time.sleep(0.3)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+@pytest.mark.server
+def test_label_through_a_real_server_with_the_bulk_endpoint(server, capsys):
+    client = MlflowClient(server)
+    exp = client.create_experiment("srv")
+    kinds = ["learning", "overfitting", "plateau", "diverging"] * 3
+    ids = {log_run(client, exp, k, name=f"{k}-{i}", tags={"keep": "me"}): k for i, k in enumerate(kinds)}
+    backend = MlflowBackend(server, experiments=["srv"])
+    assert backend._engine is None
+    capsys.readouterr()  # mlflow prints "View run ..." when the test's runs end
+    code, out, _ = run_cli(["label", "mlflow", "--tracking-uri", server, "-e", "srv", "--write", "--json", "-"],
+                           capsys)
+    rep = json.loads(out)
+    assert code == 0 and rep["summary"]["runs"] == len(kinds)
+    for r in rep["runs"]:
+        assert r["regime"] == ids[r["run_id"]] and r["action"] == "written"
+        assert r["url"].startswith(server)
+    for rid, kind in ids.items():
+        tags = client.get_run(rid).data.tags
+        assert tags["diag_regime"] == kind and tags["keep"] == "me"
+    again = label(MlflowBackend(server, experiments=["srv"]), write=True)
+    assert again.skipped == len(kinds)
+
+
+@pytest.mark.server
+def test_bulk_reads_split_a_page_the_server_would_cut(server, monkeypatch):
+    import tracker_diag.connectors.mlflow as conn
+
+    client = MlflowClient(server)
+    exp = client.create_experiment("cut")
+    ids = [log_run(client, exp, "learning") for _ in range(6)]
+    monkeypatch.setattr(conn, "BULK_ROWS", 50)  # 6 runs x 40 points would be cut at 50 rows
+    backend = MlflowBackend(server, experiments=["cut"])
+    refs = list(backend.list_runs())
+    hist = {ref.run_id: h for ref, h in backend.fetch(refs, {r.run_id: ["loss", "val_loss"] for r in refs})}
+    assert len(hist) == 6 and all(len(h["loss"][0]) == 40 and len(h["val_loss"][0]) == 40 for h in hist.values())
+    assert {r.run_id for r in refs} == set(ids)
