@@ -7,6 +7,7 @@ exit code.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Protocol
@@ -70,7 +71,7 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
 
 
 def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
-          write: bool = False, force: bool = False, page_size: int = 200,
+          write: bool = False, force: bool = False, page_size: int = 200, write_workers: int = 4,
           progress: Callable[[RunResult], None] | None = None) -> BatchResult:
     """Label every run the backend lists; streams ``page_size`` runs at a time."""
     out = BatchResult()
@@ -91,26 +92,35 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
         if not todo:
             continue
         wanted = {ref.run_id: candidate_keys(ref.metric_keys, keys) for ref in todo}
-        seen = set()
+        seen, analysed = set(), []
         try:
             for ref, hist in backend.fetch(todo, wanted):
                 seen.add(ref.run_id)
                 diag = analyze(hist, keys, thresholds)
                 if ref.status == "RUNNING":  # still training: the label may change
                     diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
-                if not write:
+                if write:
+                    analysed.append((ref, diag))
+                else:
                     record(RunResult(ref, diag, "dry-run"))
-                    continue
-                try:
-                    record(RunResult(ref, diag, backend.write(ref, diag)))
-                except ConnectorError as exc:
-                    record(RunResult(ref, diag, "failed", error=str(exc)))
         except ConnectorError as exc:
             for ref in todo:
                 if ref.run_id not in seen:
                     record(RunResult(ref, None, "failed", error=str(exc)))
-            continue
+            seen = {ref.run_id for ref in todo}
         for ref in todo:
             if ref.run_id not in seen:
                 record(RunResult(ref, None, "failed", error="the tracker returned no history for this run"))
+
+        def put(item):
+            ref, diag = item
+            try:
+                return RunResult(ref, diag, backend.write(ref, diag))
+            except ConnectorError as exc:
+                return RunResult(ref, diag, "failed", error=str(exc))
+
+        # Writes are one request or two per run: a few in flight hide the round trips.
+        with ThreadPoolExecutor(max(1, write_workers)) as pool:
+            for result in pool.map(put, analysed):
+                record(result)
     return out

@@ -219,7 +219,8 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
         backend = MlflowBackend(tracking_uri, experiments=list(experiments), all_experiments=all_experiments,
                                 filter_string=filter_string, include_running=include_running, workers=workers)
         with _progress(not quiet, "labelling" if write else "dry run") as tick:
-            batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick)
+            batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
+                          write_workers=workers)
     except (ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -48,7 +48,14 @@ def _fingerprint(latest: list[tuple[str, float, float]]) -> str:
     mine = [(s, t) for k, s, t in latest if not k.startswith("diag_")]
     if not mine:
         return "no-metrics"
-    return f"step={int(max(s for s, _ in mine))};ts={int(max(t for _, t in mine))};n={len(mine)}"
+    return f"step={max(_int(s) for s, _ in mine)};ts={max(_int(t) for _, t in mine)};n={len(mine)}"
+
+
+def _int(x) -> int:
+    """An integer column as sqlite hands it back (numpy ints logged by users arrive as bytes)."""
+    if isinstance(x, bytes | bytearray):
+        return int.from_bytes(x[:8], "little", signed=True)
+    return int(x or 0)
 
 
 class MlflowBackend:
