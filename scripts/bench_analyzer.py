@@ -18,7 +18,7 @@ import pandas as pd
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core
 
-from tracker_diag.analyze import analyze, split_runs  # noqa: E402
+from tracker_diag.analyze import analyze, split_runs
 
 
 def make_frame(n_runs: int, n_points: int, seed: int = 0) -> pd.DataFrame:

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 mlflow = pytest.importorskip("mlflow")
-from mlflow.entities import Metric, RunTag  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 
-from tracker_diag.batch import label  # noqa: E402
-from tracker_diag.cli import main  # noqa: E402
-from tracker_diag.connectors.mlflow import MlflowBackend, log_sample_runs  # noqa: E402
+from tracker_diag.batch import label
+from tracker_diag.cli import main
+from tracker_diag.connectors.mlflow import MlflowBackend
 
 EXP = "diag-test"
 

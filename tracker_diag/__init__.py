@@ -2,8 +2,16 @@
 
 __version__ = "0.1.0"
 
-from tracker_diag.analyze import analyze, analyze_frame  # noqa: E402
-from tracker_diag.model import ANALYZER_VERSION, REGIMES, Diagnosis, RunRef, Thresholds  # noqa: E402
+from tracker_diag.analyze import analyze, analyze_frame
+from tracker_diag.model import ANALYZER_VERSION, REGIMES, Diagnosis, RunRef, Thresholds
 
-__all__ = ["ANALYZER_VERSION", "REGIMES", "Diagnosis", "RunRef", "Thresholds", "analyze", "analyze_frame",
-           "__version__"]
+__all__ = [
+           "ANALYZER_VERSION",
+           "REGIMES",
+           "Diagnosis",
+           "RunRef",
+           "Thresholds",
+           "__version__",
+           "analyze",
+           "analyze_frame",
+]

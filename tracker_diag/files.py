@@ -95,4 +95,4 @@ class FileBackend:
                         for k, s in wanted.groupby("key", sort=False)}
 
 
-__all__ = ["FileBackend", "read_long", "normalise"]
+__all__ = ["FileBackend", "normalise", "read_long"]

@@ -40,7 +40,7 @@ def write_json(report: dict, path: str) -> None:
     """Atomically: a reader never sees half a report (temp file + os.replace)."""
     text = json.dumps(report, indent=2, allow_nan=False, default=str) + "\n"
     if path == "-":
-        print(text, end="")  # noqa: T201 - the caller asked for stdout
+        print(text, end="")
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
