@@ -323,3 +323,22 @@ def test_bulk_reads_split_a_page_the_server_would_cut(server, monkeypatch):
     hist = {ref.run_id: h for ref, h in backend.fetch(refs, {r.run_id: ["loss", "val_loss"] for r in refs})}
     assert len(hist) == 6 and all(len(h["loss"][0]) == 40 and len(h["val_loss"][0]) == 40 for h in hist.values())
     assert {r.run_id for r in refs} == set(ids)
+
+
+def test_schema_head_read_from_files_matches_mlflows_own():
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    from tracker_diag.connectors.mlflow import _schema_head
+
+    assert _schema_head() == _get_latest_schema_revision()
+
+
+def test_dry_run_on_sqlite_never_imports_the_mlflow_client(store, tmp_path):
+    uri, client, exp = store
+    log_run(client, exp, "learning")
+    code = (f"import sys\nfrom tracker_diag.batch import label\nfrom tracker_diag.connectors.mlflow import MlflowBackend\n"
+            f"r = label(MlflowBackend({uri!r}, experiments=[{EXP!r}]))\n"
+            "assert r.results[0].diagnosis.regime == 'learning'\n"
+            "print('mlflow.tracking' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

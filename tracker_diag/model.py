@@ -98,3 +98,4 @@ class RunRef:
     metric_keys: tuple[str, ...] = ()
     checked: str = ""  # what the data looks like now, compared with diag_checked
     url: str = ""
+    extra: dict = field(default_factory=dict)  # connector-private snapshot taken when listing

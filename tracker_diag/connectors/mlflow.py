@@ -25,13 +25,51 @@ from tracker_diag.errors import ConnectorError, MissingExtraError
 from tracker_diag.model import Diagnosis, RunRef
 from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, merge_note, note_section, tags_for
 
-try:
-    import mlflow
-    from mlflow.entities import Metric, RunTag, ViewType
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+try:  # cheap: the mlflow package itself is imported only when the client is needed
+    import sqlalchemy as sa
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("mlflow", "mlflow") from exc
+
+
+def _mlflow():
+    """Import mlflow on first use (~2 s): SQL-path dry runs and skips never pay it."""
+    try:
+        import mlflow
+        import mlflow.entities
+        import mlflow.exceptions
+        import mlflow.tracking
+    except ImportError as exc:
+        raise MissingExtraError("mlflow", "mlflow") from exc
+    return mlflow
+
+
+def _mlflow_error():
+    return _mlflow().exceptions.MlflowException
+
+
+def _schema_head() -> str | None:
+    """The alembic head revision of the installed mlflow, read from its migration files
+    (importing mlflow.store.db.utils would pull alembic and ~1 s of imports).
+    """
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(spec.submodule_search_locations[0]) / "store" / "db_migrations" / "versions"
+    revs, downs = set(), set()
+    for f in folder.glob("*.py"):
+        text = f.read_text(encoding="utf-8", errors="replace")
+        m = re.search(r"^revision\s*=\s*['\"]([0-9a-f]+)['\"]", text, re.MULTILINE)
+        if m:
+            revs.add(m.group(1))
+        d = re.search(r"^down_revision\s*=\s*(.+)$", text, re.MULTILINE)
+        if d:
+            downs.update(re.findall(r"['\"]([0-9a-f]+)['\"]", d.group(1)))
+    heads = revs - downs
+    return heads.pop() if len(heads) == 1 else None
 
 NOTE_TAG = "mlflow.note.content"
 PAGE = 1000  # search_runs' own maximum page size
@@ -63,22 +101,31 @@ class MlflowBackend:
 
     def __init__(self, tracking_uri: str | None = None, *, experiments: list[str] | None = None,
                  all_experiments: bool = False, filter_string: str | None = None, include_running: bool = False,
-                 workers: int = 4, create: bool = False):
-        self.uri = tracking_uri or mlflow.get_tracking_uri()
+                 workers: int = 8, create: bool = False):
+        self.uri = tracking_uri or _mlflow().get_tracking_uri()
         self.filter_string = filter_string or ""
         self.statuses = {"FINISHED", "RUNNING"} if include_running else {"FINISHED"}
         self.workers = workers
+        self._client = None
+        self._engine = self._sql_engine()
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.experiment_ids = self._resolve_experiments(experiments or [], all_experiments, create)
-        except MlflowException as exc:
-            raise ConnectorError(f"cannot open the MLflow store {self._safe_uri()}: {exc.message}") from exc
-        except OSError as exc:  # connection refused and the like
-            raise ConnectorError(f"cannot reach the MLflow store {self._safe_uri()}: {exc}") from exc
+            if self._engine is not None and not create:
+                self.experiment_ids = self._resolve_experiments_sql(experiments or [], all_experiments)
+            else:
+                self.experiment_ids = self._resolve_experiments(experiments or [], all_experiments, create)
         except ImportError as exc:  # a database URI whose driver is not installed
             raise ConnectorError(f"the database driver for {self._safe_uri()} is not installed: "
                                  f"pip install {exc.name or 'the driver'}") from exc
-        self._engine = self._sql_engine()
+        except OSError as exc:  # connection refused and the like
+            raise ConnectorError(f"cannot reach the MLflow store {self._safe_uri()}: {exc}") from exc
+        except _mlflow_error() as exc:  # evaluated only when something was raised
+            raise ConnectorError(f"cannot open the MLflow store {self._safe_uri()}: {exc.message}") from exc
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = _mlflow().tracking.MlflowClient(tracking_uri=self.uri)
+        return self._client
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -97,7 +144,8 @@ class MlflowBackend:
 
     def _resolve_experiments(self, names: list[str], all_experiments: bool, create: bool) -> list[str]:
         if all_experiments:
-            return [e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+            view = _mlflow().entities.ViewType.ACTIVE_ONLY
+            return [e.experiment_id for e in self.client.search_experiments(view_type=view)]
         if not names:
             names = [os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"]
         ids = []
@@ -106,7 +154,7 @@ class MlflowBackend:
             if exp is None and name.isdigit():
                 try:
                     exp = self.client.get_experiment(name)
-                except MlflowException:
+                except _mlflow_error():
                     exp = None
             if exp is None and create:
                 ids.append(self.client.create_experiment(name))
@@ -118,20 +166,41 @@ class MlflowBackend:
             ids.append(exp.experiment_id)
         return ids
 
+    def _resolve_experiments_sql(self, names: list[str], all_experiments: bool) -> list[str]:
+        with self._engine.connect() as con:
+            rows = con.execute(sa.text("SELECT experiment_id, name FROM experiments "
+                                       "WHERE lifecycle_stage = 'active' ORDER BY experiment_id")).fetchall()
+        by_name = {name: str(eid) for eid, name in rows}
+        if all_experiments:
+            return [str(eid) for eid, _ in rows]
+        if not names:
+            names = [os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"]
+        ids = []
+        for name in names:
+            if name in by_name:
+                ids.append(by_name[name])
+            elif name in by_name.values():
+                ids.append(name)
+            else:
+                known = ", ".join(repr(n) for _, n in rows[:20])
+                raise ConnectorError(f"no experiment named or numbered {name!r} in {self._safe_uri()}; "
+                                     f"experiments there: {known or 'none'}")
+        return ids
+
     def _sql_engine(self):
         """A read-only SQL path when the store is a database MLflow's installed schema matches."""
         if self.uri.split(":", 1)[0].split("+", 1)[0] not in _DB_SCHEMES:
             return None
-        import sqlalchemy as sa
-        from mlflow.store.db.utils import _get_latest_schema_revision
-
         try:
             engine = sa.create_engine(self.uri)
             with engine.connect() as con:
                 rev = con.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except ImportError as exc:
+            raise ConnectorError(f"the database driver for {self._safe_uri()} is not installed: "
+                                 f"pip install {exc.name or 'the driver'}") from exc
         except sa.exc.SQLAlchemyError:
-            return None
-        return engine if rev == _get_latest_schema_revision() else None
+            return None  # no MLflow tables yet, or not readable: the client decides
+        return engine if rev is not None and rev == _schema_head() else None
 
     # -- listing ----------------------------------------------------------------------------------
 
@@ -139,13 +208,13 @@ class MlflowBackend:
         return sum(1 for _ in self._search_pages())
 
     def _search_pages(self) -> Iterator:
+        view = _mlflow().entities.ViewType.ACTIVE_ONLY
         token, seen = None, set()
         while True:
             try:
-                page = self.client.search_runs(self.experiment_ids, self.filter_string,
-                                               run_view_type=ViewType.ACTIVE_ONLY, max_results=PAGE,
-                                               page_token=token)
-            except MlflowException as exc:
+                page = self.client.search_runs(self.experiment_ids, self.filter_string, run_view_type=view,
+                                               max_results=PAGE, page_token=token)
+            except _mlflow_error() as exc:
                 raise ConnectorError(f"search_runs failed on {self._safe_uri()}: {exc.message}") from exc
             yield from page
             token = page.token
@@ -157,6 +226,7 @@ class MlflowBackend:
             seen.add(token)
 
     def list_runs(self) -> Iterator[RunRef]:
+        """Active runs of the experiments, with a snapshot of what tracker_diag may change."""
         if self._engine is not None and not self.filter_string:
             yield from self._list_sql()
             return
@@ -166,14 +236,13 @@ class MlflowBackend:
             latest = [(m.key, m.step, m.timestamp) for m in getattr(run.data, "_metric_objs", [])]
             yield RunRef(run_id=run.info.run_id, run_name=run.info.run_name or "", source="mlflow",
                          experiment=run.info.experiment_id, status=run.info.status,
-                         tags={k: v for k, v in run.data.tags.items() if k in TAG_KEYS},
+                         tags={k: v for k, v in run.data.tags.items() if k in TAG_KEYS or k == NOTE_TAG},
                          metric_keys=tuple(k for k in run.data.metrics if not k.startswith("diag_")),
-                         checked=_fingerprint(latest), url=self._url(run.info.experiment_id, run.info.run_id))
+                         checked=_fingerprint(latest), url=self._url(run.info.experiment_id, run.info.run_id),
+                         extra={"diag_acc_gap": run.data.metrics.get("diag_acc_gap")})
 
     def _list_sql(self) -> Iterator[RunRef]:
         """Keyset-paged listing straight from the runs, latest_metrics and tags tables."""
-        import sqlalchemy as sa
-
         last = ""
         exp = ", ".join(f":e{i}" for i in range(len(self.experiment_ids)))
         params = {f"e{i}": int(e) for i, e in enumerate(self.experiment_ids)}
@@ -186,17 +255,19 @@ class MlflowBackend:
                 if not rows:
                     return
                 ids = [r[0] for r in rows if r[2] in self.statuses]
-                latest, tags = defaultdict(list), defaultdict(dict)
+                latest, tags, gaps = defaultdict(list), defaultdict(dict), {}
                 for chunk in _chunked(ids, 500):
                     bind = {f"r{i}": r for i, r in enumerate(chunk)}
                     inn = ", ".join(f":r{i}" for i in range(len(chunk)))
-                    for rid, key, step, ts in con.execute(sa.text(
-                            f"SELECT run_uuid, key, step, timestamp FROM latest_metrics WHERE run_uuid IN ({inn})"),
-                            bind):
+                    for rid, key, step, ts, value in con.execute(sa.text(
+                            "SELECT run_uuid, key, step, timestamp, value FROM latest_metrics "
+                            f"WHERE run_uuid IN ({inn})"), bind):
                         latest[rid].append((key, step, ts))
+                        if key == "diag_acc_gap":
+                            gaps[rid] = value
                     for rid, key, value in con.execute(sa.text(
                             f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({inn}) "
-                            "AND key LIKE 'diag\\_%' ESCAPE '\\'"), bind):
+                            "AND (key LIKE 'diag\\_%' ESCAPE '\\' OR key = :note)"), {**bind, "note": NOTE_TAG}):
                         tags[rid][key] = value
             for rid, name, status, exp_id in rows:
                 if status not in self.statuses:
@@ -204,7 +275,8 @@ class MlflowBackend:
                 yield RunRef(run_id=rid, run_name=name or "", source="mlflow", experiment=str(exp_id),
                              status=status, tags=tags.get(rid, {}),
                              metric_keys=tuple(k for k, _, _ in latest.get(rid, ()) if not k.startswith("diag_")),
-                             checked=_fingerprint(latest.get(rid, [])), url=self._url(exp_id, rid))
+                             checked=_fingerprint(latest.get(rid, [])), url=self._url(exp_id, rid),
+                             extra={"diag_acc_gap": gaps.get(rid)})
             last = rows[-1][0]
 
     def _url(self, exp_id, run_id) -> str:
@@ -227,25 +299,28 @@ class MlflowBackend:
             yield ref, hist.get(rid, {})
 
     def _fetch_sql(self, runs, keys) -> dict:
-        import sqlalchemy as sa
-
+        """One query per 400 runs through the raw DB-API cursor (plain tuples, no Row objects)."""
         wanted = {r.run_id: set(keys.get(r.run_id, ())) for r in runs}
         all_keys = sorted(set().union(*wanted.values())) if wanted else []
         out: dict[str, dict] = defaultdict(dict)
         if not all_keys:
             return out
+        mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
         try:
-            with self._engine.connect() as con:
+            raw = self._engine.raw_connection()
+            try:
+                cur = raw.cursor()
                 for chunk in _chunked(list(wanted), 400):
-                    bind = {f"r{i}": r for i, r in enumerate(chunk)}
-                    bind.update({f"k{i}": k for i, k in enumerate(all_keys)})
-                    rows = con.execute(sa.text(
+                    cur.execute(
                         "SELECT run_uuid, key, step, value, is_nan FROM metrics "
-                        f"WHERE run_uuid IN ({', '.join(f':r{i}' for i in range(len(chunk)))}) "
-                        f"AND key IN ({', '.join(f':k{i}' for i in range(len(all_keys)))}) "
-                        "ORDER BY run_uuid, key, timestamp, step"), bind).fetchall()
-                    _collect(out, rows, wanted)
-        except sa.exc.SQLAlchemyError as exc:
+                        f"WHERE run_uuid IN ({', '.join([mark] * len(chunk))}) "
+                        f"AND key IN ({', '.join([mark] * len(all_keys))}) "
+                        "ORDER BY run_uuid, key, timestamp, step", (*chunk, *all_keys))
+                    _collect(out, cur.fetchall(), wanted)
+                cur.close()
+            finally:
+                raw.close()
+        except (sa.exc.SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as exc:
             raise ConnectorError(f"reading metric histories from {self._safe_uri()} failed: {exc}") from exc
         return out
 
@@ -265,7 +340,7 @@ class MlflowBackend:
             try:
                 resp = http_request(creds, "/ajax-api/2.0/mlflow/metrics/get-history-bulk", "GET", params=params,
                                     max_retries=5, backoff_factor=1, timeout=120)
-            except (MlflowException, OSError) as exc:
+            except (_mlflow_error(), OSError) as exc:
                 raise ConnectorError(f"get-history-bulk failed on {self._safe_uri()}: {exc}") from exc
             if resp.status_code != 200:
                 raise ConnectorError(f"get-history-bulk answered HTTP {resp.status_code} on {self._safe_uri()}")
@@ -290,7 +365,7 @@ class MlflowBackend:
             rid, key = rid_key
             try:
                 return rid, key, self.client.get_metric_history(rid, key)
-            except MlflowException as exc:
+            except _mlflow_error() as exc:
                 raise ConnectorError(f"reading {key!r} of run {rid} failed: {exc.message}", rid) from exc
 
         out: dict[str, dict] = defaultdict(dict)
@@ -303,33 +378,35 @@ class MlflowBackend:
     # -- writing ----------------------------------------------------------------------------------
 
     def write(self, run: RunRef, diagnosis: Diagnosis) -> str:
-        """Re-read the run, then one log_batch with what changed; 'written' or 'unchanged'."""
+        """One log_batch with what changed against the listing's snapshot; 'written' or 'unchanged'.
+
+        MLflow sets tags key by key, so no re-read is needed: only the description is a
+        whole value, and it is merged from the text listed moments before.
+        """
+        entities = _mlflow().entities
+        tags = run.tags
+        new = tags_for(diagnosis, run.checked)
+        changed = {k: v for k, v in new.items() if v is not None and tags.get(k) != v}
+        stale = [k for k, v in new.items() if v is None and k in tags]
+        note = merge_note(tags.get(NOTE_TAG), note_section(diagnosis), NOTE_LIMIT)
+        if note is None:  # the user's description leaves no room: shorten, else leave it alone
+            note = merge_note(tags.get(NOTE_TAG), note_section(diagnosis, limit=400), NOTE_LIMIT)
+        if note is not None and note != tags.get(NOTE_TAG, ""):
+            changed[NOTE_TAG] = note
+        gap = diagnosis.acc_gap
+        metric_stale = gap is not None and run.extra.get("diag_acc_gap") != gap
+        if not changed and not stale and not metric_stale:
+            return "unchanged"
+        ts = int(time.time() * 1000)
+        metrics = [entities.Metric("diag_acc_gap", float(gap), ts, 0)] if metric_stale else []
         try:
-            current = self.client.get_run(run.run_id)
-            if current.info.lifecycle_stage != "active":
-                raise ConnectorError(f"run {run.run_id} was deleted", run.run_id)
-            tags = current.data.tags
-            new = tags_for(diagnosis, run.checked)
-            changed = {k: v for k, v in new.items() if v is not None and tags.get(k) != v}
-            stale = [k for k, v in new.items() if v is None and k in tags]
-            section = note_section(diagnosis)
-            note = merge_note(tags.get(NOTE_TAG), section, NOTE_LIMIT)
-            if note is None:  # the user's description leaves no room: shorten, else leave it alone
-                note = merge_note(tags.get(NOTE_TAG), note_section(diagnosis, limit=400), NOTE_LIMIT)
-            if note is not None and note != tags.get(NOTE_TAG, ""):
-                changed[NOTE_TAG] = note
-            gap = diagnosis.acc_gap
-            metric_stale = gap is not None and current.data.metrics.get("diag_acc_gap") != gap
-            if not changed and not stale and not metric_stale:
-                return "unchanged"
-            ts = int(time.time() * 1000)
-            metrics = [Metric("diag_acc_gap", float(gap), ts, 0)] if metric_stale else []
-            self.client.log_batch(run.run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in changed.items()])
+            self.client.log_batch(run.run_id, metrics=metrics,
+                                  tags=[entities.RunTag(k, v) for k, v in changed.items()])
             for key in stale:
                 self.client.delete_tag(run.run_id, key)
-            return "written"
-        except MlflowException as exc:
+        except _mlflow_error() as exc:
             raise ConnectorError(f"writing to run {run.run_id} failed: {exc.message}", run.run_id) from exc
+        return "written"
 
 
 def _chunked(items: list, size: int) -> Iterator[list]:
@@ -338,35 +415,37 @@ def _chunked(items: list, size: int) -> Iterator[list]:
 
 
 def _collect(out: dict, rows, wanted: dict[str, set]) -> None:
-    """Rows (run_id, key, step, value, is_nan) grouped by run and key -> arrays in ``out``.
+    """Rows (run_id, key, step, value, is_nan), grouped by run and key, -> arrays in ``out``.
 
     NaN is stored as value=0, is_nan=1; ±inf reads back as ±1.797e308 (the analyzer
     treats both as non-finite).
     """
     if not len(rows):
         return
-    arr = np.array([(r[2], r[3] if r[3] is not None else math.nan, r[4]) for r in rows], float)
-    rids = [r[0] for r in rows]
-    keys = [r[1] for r in rows]
-    values = np.where(arr[:, 2] == 1, np.nan, arr[:, 1])
-    start = 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or rids[i] != rids[start] or keys[i] != keys[start]:
-            rid, key = rids[start], keys[start]
-            if key in wanted.get(rid, ()):
-                out[rid][key] = (arr[start:i, 0], values[start:i])
-            start = i
+    rids, keys, steps, values, is_nan = zip(*rows)
+    try:
+        steps = np.array(steps, dtype=float)
+    except (TypeError, ValueError):  # numpy ints stored as 8-byte blobs by sqlite
+        steps = np.array([_int(x) for x in steps], dtype=float)
+    values = np.array([math.nan if v is None else v for v in values], dtype=float)
+    values[np.asarray(is_nan, dtype=bool)] = math.nan
+    cuts = [i for i in range(1, len(rids)) if rids[i] != rids[i - 1] or keys[i] != keys[i - 1]]
+    for a, b in zip([0, *cuts], [*cuts, len(rids)]):
+        rid, key = rids[a], keys[a]
+        if key in wanted.get(rid, ()):
+            out[rid][key] = (steps[a:b], values[a:b])
 
 
 def log_sample_runs(backend: MlflowBackend, runs) -> None:
     """Log tracker_diag.samples runs into the backend's first experiment (for the demo)."""
     client, exp = backend.client, backend.experiment_ids[0]
+    entities = _mlflow().entities
     ts0 = int(time.time() * 1000)
     for r in runs:
         run = client.create_run(exp, run_name=r.run_name, tags={"cause": r.cause, "convention": r.convention})
-        metrics = [Metric(k, float(v), ts0 + int(s), int(s)) for k, s, v in
+        metrics = [entities.Metric(k, float(v), ts0 + int(s), int(s)) for k, s, v in
                    r.frame[["key", "step", "value"]].itertuples(index=False)]
         for chunk in _chunked(metrics, 1000):  # log_batch takes at most 1,000 metrics
             client.log_batch(run.info.run_id, metrics=chunk)
-        client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, str(v)) for k, v in r.params.items()])
+        client.log_batch(run.info.run_id, params=[entities.Param(k, str(v)) for k, v in r.params.items()])
         client.set_terminated(run.info.run_id, "FINISHED")
