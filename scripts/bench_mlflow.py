@@ -1,18 +1,22 @@
 """MLflow reads and labelling, side by side in one command.
 
-    python scripts/bench_mlflow.py                 # 300 runs x 4 metrics x 200 steps
-    python scripts/bench_mlflow.py --runs 3000 --no-server
+    python scripts/bench_mlflow.py                  # 300-run and 3,000-run stores, sqlite + a local server
+    python scripts/bench_mlflow.py --no-server --no-big
 
-Builds a sqlite store, then times on the sqlite URI and through a local `mlflow server`:
-the naive loop users write (search_runs + get_metric_history per run per key), the
-tracker-diag dry run (read + analyse), `label --write`, a second unchanged pass, and a
-plain SQL read of the same histories. Prints the ratios.
+Stores hold N runs x 4 metrics x 200 steps. The 300-run store is logged through the
+MLflow client; the 3,000-run store is that store cloned ten times with SQL (new run ids),
+to save the ~15 minutes of logging it would take. Timed, on the sqlite URI: a plain SQL
+read of the histories and the tracker-diag dry run, each as a whole process (peak memory
+too); the naive loop users write (search_runs + get_metric_history per run per key);
+`label --write`; a second, unchanged pass. Through a default `mlflow server` (as users
+start it): the naive read against `label --write`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -23,6 +27,8 @@ import time
 import urllib.request
 
 import numpy as np
+
+KEYS = ("loss", "val_loss", "accuracy", "val_accuracy")
 
 
 def build(uri: str, n_runs: int, steps: int) -> None:
@@ -45,6 +51,23 @@ def build(uri: str, n_runs: int, steps: int) -> None:
         client.set_terminated(run.info.run_id, "FINISHED")
 
 
+def clone(src: str, dst: str, times: int) -> None:
+    """dst = src with every run copied ``times`` times under new ids (a benchmark fixture only)."""
+    shutil.copy(src, dst)
+    con = sqlite3.connect(dst)
+    cols = {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})")] for t in
+            ("runs", "metrics", "latest_metrics", "tags", "params")}
+    con.execute("CREATE TEMP TABLE orig AS SELECT run_uuid FROM runs")
+    for k in range(1, times):
+        for table, names in cols.items():
+            sel = ", ".join(f"substr(run_uuid, 1, 28) || printf('%04d', {k})" if c == "run_uuid" else
+                            (f"name || '-{k}'" if (table, c) == ("runs", "name") else c) for c in names)
+            con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {sel} FROM {table} "
+                        "WHERE run_uuid IN (SELECT run_uuid FROM orig)")
+    con.commit()
+    con.close()
+
+
 def naive(uri: str) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -54,39 +77,51 @@ def naive(uri: str) -> int:
     while True:
         page = client.search_runs([exp], max_results=1000, page_token=token)
         for run in page:
-            for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            for key in KEYS:
                 n += len(client.get_metric_history(run.info.run_id, key))
         token = page.token
         if not token:
             return n
 
 
-def plain_sql(path: str) -> int:
-    con = sqlite3.connect(path)
-    rows = con.execute("SELECT run_uuid, key, step, value FROM metrics WHERE key IN "
-                       "('loss','val_loss','accuracy','val_accuracy') ORDER BY run_uuid, key, step").fetchall()
-    return len(rows)
+PEAK = "int(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])"
+SQL_READ = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+rows = con.execute("SELECT run_uuid, key, step, value, is_nan FROM metrics WHERE key IN "
+                   "('loss','val_loss','accuracy','val_accuracy') ORDER BY run_uuid, key, timestamp, step").fetchall()
+print(len(rows), PEAK)
+""".replace("PEAK", PEAK)
+DRY_RUN = """
+import sys
+from tracker_diag.batch import label
+from tracker_diag.connectors.mlflow import MlflowBackend
+res = label(MlflowBackend(sys.argv[1], experiments=["bench"]), force=True)
+print(len(res.results), PEAK)
+""".replace("PEAK", PEAK)
 
 
-def tracker_diag(uri: str, write: bool) -> tuple[int, int]:
+def process(code: str, arg: str) -> tuple[float, int, int]:
+    """Wall time of a whole Python process, its result count and its peak RSS (VmHWM, KiB)."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, check=True)
+    n, rss = out.stdout.split()[-2:]
+    return time.perf_counter() - t0, int(n), int(rss)
+
+
+def labelled(uri: str, write: bool) -> tuple[float, int]:
     from tracker_diag.batch import label
     from tracker_diag.connectors.mlflow import MlflowBackend
 
-    res = label(MlflowBackend(uri, experiments=["bench"], workers=4), write=write)
-    return len(res.results), res.skipped
-
-
-def timed(fn, *a):
     t0 = time.perf_counter()
-    out = fn(*a)
-    return time.perf_counter() - t0, out
+    res = label(MlflowBackend(uri, experiments=["bench"]), write=write)
+    return time.perf_counter() - t0, res.skipped
 
 
 def start_server(db: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    # A default server, as users start it (several workers).
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
                              "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -101,42 +136,67 @@ def start_server(db: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("mlflow server did not start")
 
 
+def sqlite_side(db: str, n: int, with_naive: bool) -> dict:
+    uri = f"sqlite:///{db}"
+    t_sql, rows, rss_sql = process(SQL_READ, db)
+    t_dry, runs, rss_dry = process(DRY_RUN, uri)
+    assert runs == n, (runs, n)
+    t_naive = None
+    if with_naive:
+        t0 = time.perf_counter()
+        naive(uri)
+        t_naive = time.perf_counter() - t0
+    t_write, _ = labelled(uri, True)
+    t_again, skipped = labelled(uri, True)
+    print(f"sqlite, {n} runs ({rows} points):")
+    print(f"  plain SQL read (process) {t_sql:6.2f} s  peak {rss_sql / 1024:5.0f} MiB")
+    print(f"  tracker-diag dry run     {t_dry:6.2f} s  peak {rss_dry / 1024:5.0f} MiB   -> {t_dry / t_sql:.1f}x the SQL read")
+    if t_naive is not None:
+        print(f"  naive read (in process)  {t_naive:6.2f} s                   -> {t_naive / t_dry:.1f}x the dry run")
+    print(f"  label --write            {t_write:6.2f} s")
+    print(f"  second, unchanged pass   {t_again:6.2f} s  ({skipped} skipped)  -> {100 * t_again / t_write:.1f} % of the first")
+    return {"dry": t_dry, "rss": rss_dry}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=300)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--no-server", action="store_true")
+    p.add_argument("--no-big", action="store_true", help="skip the 10x store")
     a = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-mlflow-")
-    db = os.path.join(tmp, "mlflow.db")
-    uri = f"sqlite:///{db}"
-    t, _ = timed(build, uri, a.runs, a.steps)
-    print(f"store: {a.runs} runs x 4 metrics x {a.steps} steps, built in {t:.0f} s ({db})")
-    t_sql, _ = timed(plain_sql, db)
-    t_naive, _ = timed(naive, uri)
-    t_dry, _ = timed(tracker_diag, uri, False)
-    t_write, _ = timed(tracker_diag, uri, True)
-    t_again, (_, skipped) = timed(tracker_diag, uri, True)
-    print(f"sqlite URI:  plain SQL read {t_sql:.2f} s | naive read {t_naive:.2f} s | "
-          f"dry run {t_dry:.2f} s | label --write {t_write:.2f} s | unchanged pass {t_again:.2f} s ({skipped} skipped)")
-    print(f"  dry run / plain SQL = {t_dry / t_sql:.1f}x;  naive read / dry run = {t_naive / t_dry:.1f}x;  "
-          f"second pass / first = {100 * t_again / t_write:.1f} %")
+    base = os.path.join(tmp, "base.db")
+    t0 = time.perf_counter()
+    build(f"sqlite:///{base}", a.runs, a.steps)
+    print(f"built {a.runs} runs x 4 metrics x {a.steps} steps in {time.perf_counter() - t0:.0f} s ({tmp})\n")
+    small = os.path.join(tmp, "small.db")
+    shutil.copy(base, small)
+    s = sqlite_side(small, a.runs, with_naive=True)
+    if not a.no_big:
+        big = os.path.join(tmp, "big.db")
+        clone(base, big, 10)
+        b = sqlite_side(big, 10 * a.runs, with_naive=False)
+        print(f"\npeak memory, {10 * a.runs} vs {a.runs} runs: {b['rss'] / s['rss']:.2f}x;  "
+              f"dry-run time {b['dry'] / s['dry']:.1f}x for 10x the runs")
     if a.no_server:
         return
-    db2 = os.path.join(tmp, "server.db")
-    uri2 = f"sqlite:///{db2}"
-    build(uri2, a.runs, a.steps)
-    proc, url = start_server(db2)
+    srv = os.path.join(tmp, "server.db")
+    shutil.copy(base, srv)
+    proc, url = start_server(srv)
     try:
-        t_naive, _ = timed(naive, url)
-        t_write, _ = timed(tracker_diag, url, True)
-        t_again, (_, skipped) = timed(tracker_diag, url, True)
+        t0 = time.perf_counter()
+        naive(url)
+        t_naive = time.perf_counter() - t0
+        t_write, _ = labelled(url, True)
+        t_again, skipped = labelled(url, True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-    print(f"server {url}: naive read {t_naive:.2f} s ({a.runs / t_naive:.0f} runs/s) | label --write {t_write:.2f} s "
-          f"({a.runs / t_write:.0f} runs/s) | unchanged pass {t_again:.2f} s ({skipped} skipped)")
-    print(f"  naive read / label --write = {t_naive / t_write:.1f}x;  second pass / first = "
-          f"{100 * t_again / t_write:.1f} %")
+    print(f"\nmlflow server (default workers), {a.runs} runs:")
+    print(f"  naive read               {t_naive:6.2f} s  ({a.runs / t_naive:.1f} runs/s)")
+    print(f"  label --write            {t_write:6.2f} s  ({a.runs / t_write:.1f} runs/s)  "
+          f"-> {t_naive / t_write:.1f}x faster than the naive read alone")
+    print(f"  second, unchanged pass   {t_again:6.2f} s  ({skipped} skipped)  -> {100 * t_again / t_write:.1f} % of the first")
 
 
 if __name__ == "__main__":

@@ -306,6 +306,9 @@ class MlflowBackend:
         if not all_keys:
             return out
         mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+        # SQLite would pick the (key, ...) primary key and scan every run's history for each
+        # page; "+key" makes it search index_metrics_run_uuid_key_step by run instead.
+        key_col = "+key" if self._engine.dialect.name == "sqlite" else "key"
         try:
             raw = self._engine.raw_connection()
             try:
@@ -314,8 +317,8 @@ class MlflowBackend:
                     cur.execute(
                         "SELECT run_uuid, key, step, value, is_nan FROM metrics "
                         f"WHERE run_uuid IN ({', '.join([mark] * len(chunk))}) "
-                        f"AND key IN ({', '.join([mark] * len(all_keys))}) "
-                        "ORDER BY run_uuid, key, timestamp, step", (*chunk, *all_keys))
+                        f"AND {key_col} IN ({', '.join([mark] * len(all_keys))}) "
+                        "ORDER BY run_uuid, key, step, timestamp", (*chunk, *all_keys))
                     _collect(out, cur.fetchall(), wanted)
                 cur.close()
             finally:
@@ -427,9 +430,13 @@ def _collect(out: dict, rows, wanted: dict[str, set]) -> None:
         steps = np.array(steps, dtype=float)
     except (TypeError, ValueError):  # numpy ints stored as 8-byte blobs by sqlite
         steps = np.array([_int(x) for x in steps], dtype=float)
-    values = np.array([math.nan if v is None else v for v in values], dtype=float)
+    try:
+        values = np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        values = np.array([math.nan if v is None else v for v in values], dtype=float)
     values[np.asarray(is_nan, dtype=bool)] = math.nan
-    cuts = [i for i in range(1, len(rids)) if rids[i] != rids[i - 1] or keys[i] != keys[i - 1]]
+    r, k = np.array(rids, dtype=object), np.array(keys, dtype=object)
+    cuts = (np.flatnonzero((r[1:] != r[:-1]) | (k[1:] != k[:-1])) + 1).tolist()
     for a, b in zip([0, *cuts], [*cuts, len(rids)]):
         rid, key = rids[a], keys[a]
         if key in wanted.get(rid, ()):
