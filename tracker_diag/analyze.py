@@ -74,6 +74,7 @@ class _Curve:
     end: float = 0.0
     noise: float = 0.0
     spikes: int = 0
+    peak: float = 0.0  # of the smoothed curve: one bad minibatch is no explosion
 
 
 def _as_arrays(series) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +182,7 @@ def _trend(c: _Curve, th: Thresholds) -> None:
         smooth = v
     b = int(np.argmin(smooth))
     c.lo = float(smooth[b]) * unit
+    c.peak = float(smooth.max()) * unit
     # the best step itself is the raw minimum next to the smoothed one
     near = (c.steps >= s[max(b - 1, 0)]) & (c.steps <= s[min(b + 1, k - 1)])
     c.lo_step = float(c.steps[near][np.argmin(c.values[near])]) if near.any() else float(s[b])
@@ -344,10 +346,10 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
                        f"needed); metric keys found: {found}.")
         return done("insufficient_data")
 
-    if test.end > th.blowup * max(abs(test.start), abs(test.lo)) > 0:
-        reasons.append(f"The test curve {test.key!r} blew up to {_fmt(test.end)}, over {_fmt(th.blowup)}x "
-                       f"its start ({_fmt(test.start)}): the weights exploded.")
-        return done("diverging")
+    for c in (train, test):
+        if (why := _exploded(c, th)) is not None:
+            reasons.append(why)
+            return done("diverging")
     best = test.lo_step
     # Train accuracy far above test accuracy: the classic sign (a 20 % gap).
     if gap is not None and gap >= th.acc_gap:
@@ -377,14 +379,19 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
     v_move = f"{test.key!r} moved {_fmt(test.rel * 100)} %"
     late = f"over the last {_fmt(th.late_fraction * 100)} % of the run"
     positive = train.level > 0 and test.level > 0
-    if positive and v_fall and test.level < th.test_below * train.level and abs(train.rel) < 0.5 * abs(test.rel):
-        reasons.append(f"Test sits below train ({_fmt(test.level)} against {_fmt(train.level)}) and falls "
-                       f"more than twice as fast {late} ({t_move}, {v_move}): the training labels look broken.")
-        return done("data_issue", best)
-    if positive and train.trend != "rising" and test.trend != "falling" and train.level < th.train_low * test.level:
-        reasons.append(f"Train has flattened far below test ({_fmt(train.level)} against {_fmt(test.level)}) "
-                       f"while test is {test.trend} {late}: the model memorised its training set.")
+    if positive and train.trend != "rising" and train.level < th.train_low * test.level:
+        reasons.append(f"Train has flattened far below test ({_fmt(train.level)} against {_fmt(test.level)}, "
+                       f"under {_fmt(th.train_low)}x) while test is {test.trend} {late}: the model memorised "
+                       "its training set.")
         return done("overfitting", best, _onset(test, th))
+    t_gain = (train.start - train.level) / train.start if positive and train.start > 0 else 0.0
+    v_gain = (test.start - test.level) / test.start if positive and test.start > 0 else 0.0
+    if positive and test.level < th.test_below * train.level and v_gain > 0 and (
+            (v_fall and abs(train.rel) < 0.5 * abs(test.rel)) or t_gain < 0.5 * v_gain):
+        reasons.append(f"Test sits below train ({_fmt(test.level)} against {_fmt(train.level)}) and improved "
+                       f"far more ({_fmt(v_gain * 100)} % against {_fmt(t_gain * 100)} % since the start; "
+                       f"{t_move}, {v_move} {late}): the training labels look broken.")
+        return done("data_issue", best)
     if v_fall and not t_fall:
         reasons.append(f"Train is flat while test falls {late} ({t_move}, {v_move}): the model "
                        "learns what generalises but not its own training labels.")
@@ -405,6 +412,24 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
     what = "improved, then flattened" if improved else "never improved"
     reasons.append(f"Both curves are flat {late} ({t_move}, {v_move}); the run {what}{_chance_level(train)}.")
     return done("plateau", best)
+
+
+def _exploded(c: _Curve, th: Thresholds) -> str | None:
+    """A loss that went ``blowup`` times above its best, at the end or on the way.
+
+    Overfitting moves a test loss by percents to a few-fold; a factor of 100 is the
+    weights blowing up (learning rate far too high), even when the run came back.
+    """
+    if c.lo <= 0:
+        return None
+    peak = c.peak
+    if c.end > th.blowup * c.lo:
+        return (f"The curve {c.key!r} blew up to {_fmt(c.end)}, over {_fmt(th.blowup)}x its best "
+                f"({_fmt(c.lo)}): the weights exploded.")
+    if peak > th.blowup * max(c.start, c.end):
+        return (f"The curve {c.key!r} exploded to {_fmt(peak)} mid-run, over {_fmt(th.blowup)}x where it "
+                f"started and ended: training is unstable (learning rate too high).")
+    return None
 
 
 def _blew_up(c: _Curve, th: Thresholds) -> bool:
