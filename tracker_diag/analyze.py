@@ -455,6 +455,26 @@ def _chance_level(c: _Curve) -> str:
     return ""
 
 
+def _codes(col, pd) -> tuple[np.ndarray, list]:
+    """Integer codes and names of a string column; Arrow's dictionary encoding when the
+    column is Arrow-backed (pandas 3 strings), about twice as fast as pd.factorize there.
+    """
+    if hasattr(col.array, "__arrow_array__"):
+        try:
+            import pyarrow as pa
+        except ImportError:
+            pa = None
+        if pa is not None:
+            arr = pa.array(col.array)
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            if arr.null_count == 0:
+                enc = arr.dictionary_encode()
+                return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+    codes, names = pd.factorize(col, sort=False)
+    return codes, list(names)
+
+
 def split_runs(frame) -> Iterator[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """Long-format frame -> ``(run_id, {key: (steps, values)})`` per run, in one pass.
 
@@ -465,8 +485,8 @@ def split_runs(frame) -> Iterator[tuple[str, dict[str, tuple[np.ndarray, np.ndar
 
     if not len(frame):
         return
-    run_codes, run_names = pd.factorize(frame["run_id"], sort=False)
-    key_codes, key_names = pd.factorize(frame["key"], sort=False)
+    run_codes, run_names = _codes(frame["run_id"], pd)
+    key_codes, key_names = _codes(frame["key"], pd)
     steps = frame["step"].to_numpy(dtype=float, na_value=np.nan)
     values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
     composite = run_codes.astype(np.int64) * max(len(key_names), 1) + key_codes
