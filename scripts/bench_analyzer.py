@@ -76,7 +76,7 @@ def main():
     only = best_of(lambda: [analyze(h).regime for h in hists])
     rows = []
     for name, fn, rep in (("tracker_diag", tracker_diag_way, 3), ("naive pandas loop", naive_way, 1)):
-        dt = best_of(lambda: fn(frame), rep)
+        dt = best_of(lambda fn=fn: fn(frame), rep)
         rows.append((name, dt, a.runs / dt))
     print(f"{a.runs} runs x 4 curves x {a.points} points, one process, one core, best of 3 (naive: 1)")
     for name, dt, rate in rows:

@@ -194,8 +194,8 @@ def label_group():
 @click.option("--include-running", is_flag=True, help="Also label RUNNING runs (marked provisional).")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32),
-              help="Parallel requests to a tracking server.")
+@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel reads and writes (bounded; a tracking server is not flooded).")
 @common_options
 def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, include_running, write, force,
                  workers, keys, gap_threshold, json_path, fail_on, quiet):
