@@ -12,39 +12,39 @@ def roles(*keys, n=50, **counts):
 @pytest.mark.parametrize("keys, expected", [
     # Keras / MLflow keras autolog (validation_* keys are single points at step 0)
     (("loss", "val_loss", "accuracy", "val_accuracy", "epoch"),
-     dict(train_loss="loss", test_loss="val_loss", train_acc="accuracy", test_acc="val_accuracy")),
+     {"train_loss": "loss", "test_loss": "val_loss", "train_acc": "accuracy", "test_acc": "val_accuracy"}),
     (("loss", "val_loss", "sparse_categorical_accuracy", "val_sparse_categorical_accuracy"),
-     dict(train_loss="loss", test_loss="val_loss", train_acc="sparse_categorical_accuracy",
-          test_acc="val_sparse_categorical_accuracy")),
+     {"train_loss": "loss", "test_loss": "val_loss", "train_acc": "sparse_categorical_accuracy",
+          "test_acc": "val_sparse_categorical_accuracy"}),
     # W&B Keras logger
     (("epoch/loss", "epoch/val_loss", "epoch/accuracy", "epoch/val_accuracy", "epoch/epoch", "epoch/learning_rate"),
-     dict(train_loss="epoch/loss", test_loss="epoch/val_loss", train_acc="epoch/accuracy",
-          test_acc="epoch/val_accuracy")),
+     {"train_loss": "epoch/loss", "test_loss": "epoch/val_loss", "train_acc": "epoch/accuracy",
+          "test_acc": "epoch/val_accuracy"}),
     # HF Trainer to W&B
     (("train/loss", "eval/loss", "eval/accuracy", "train/grad_norm", "train/learning_rate", "train/epoch",
       "eval/runtime", "eval/samples_per_second", "train/global_step"),
-     dict(train_loss="train/loss", test_loss="eval/loss", test_acc="eval/accuracy")),
+     {"train_loss": "train/loss", "test_loss": "eval/loss", "test_acc": "eval/accuracy"}),
     # Lightning
     (("train_loss_step", "train_loss_epoch", "val_loss", "val_acc", "epoch"),
-     dict(train_loss="train_loss_epoch", test_loss="val_loss", test_acc="val_acc")),
+     {"train_loss": "train_loss_epoch", "test_loss": "val_loss", "test_acc": "val_acc"}),
     # XGBoost native and scikit-learn API (train set passed first)
-    (("train-logloss", "validation_0-logloss"), dict(train_loss="train-logloss", test_loss="validation_0-logloss")),
+    (("train-logloss", "validation_0-logloss"), {"train_loss": "train-logloss", "test_loss": "validation_0-logloss"}),
     (("validation_0-logloss", "validation_1-logloss", "validation_0-error", "validation_1-error"),
-     dict(train_loss="validation_0-logloss", test_loss="validation_1-logloss")),
+     {"train_loss": "validation_0-logloss", "test_loss": "validation_1-logloss"}),
     # LightGBM
     (("training-multi_logloss", "valid_1-multi_logloss"),
-     dict(train_loss="training-multi_logloss", test_loss="valid_1-multi_logloss")),
-    (("valid_0-multi_logloss",), dict(test_loss="valid_0-multi_logloss")),
+     {"train_loss": "training-multi_logloss", "test_loss": "valid_1-multi_logloss"}),
+    (("valid_0-multi_logloss",), {"test_loss": "valid_0-multi_logloss"}),
     # TensorBoard-style, CatBoost
     (("Loss/train", "Loss/test", "Accuracy/train", "Accuracy/test"),
-     dict(train_loss="Loss/train", test_loss="Loss/test", train_acc="Accuracy/train", test_acc="Accuracy/test")),
-    (("learn-Logloss", "validation-Logloss"), dict(train_loss="learn-Logloss", test_loss="validation-Logloss")),
+     {"train_loss": "Loss/train", "test_loss": "Loss/test", "train_acc": "Accuracy/train", "test_acc": "Accuracy/test"}),
+    (("learn-Logloss", "validation-Logloss"), {"train_loss": "learn-Logloss", "test_loss": "validation-Logloss"}),
     # plain and unusual spellings
     (("training_loss", "validation_loss", "train_acc", "valid_acc"),
-     dict(train_loss="training_loss", test_loss="validation_loss", train_acc="train_acc", test_acc="valid_acc")),
-    (("loss/train", "loss/val"), dict(train_loss="loss/train", test_loss="loss/val")),
-    (("train_rmse", "val_rmse", "train_mae"), dict(train_loss="train_rmse", test_loss="val_rmse")),
-    (("train_auc", "test_auc"), dict(train_acc="train_auc", test_acc="test_auc")),
+     {"train_loss": "training_loss", "test_loss": "validation_loss", "train_acc": "train_acc", "test_acc": "valid_acc"}),
+    (("loss/train", "loss/val"), {"train_loss": "loss/train", "test_loss": "loss/val"}),
+    (("train_rmse", "val_rmse", "train_mae"), {"train_loss": "train_rmse", "test_loss": "val_rmse"}),
+    (("train_auc", "test_auc"), {"train_acc": "train_auc", "test_acc": "test_auc"}),
 ])
 def test_recognises_framework_names(keys, expected):
     assert roles(*keys) == expected

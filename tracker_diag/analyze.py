@@ -164,7 +164,7 @@ def _trend(c: _Curve, th: Thresholds) -> None:
     unit = float(np.max(np.abs(v))) or 1.0
     v = v / unit  # work in [-1, 1]: no overflow, and scaling a loss changes nothing
     k = len(v)
-    late = max(th.min_points, int(math.ceil(th.late_fraction * k)))
+    late = max(th.min_points, math.ceil(th.late_fraction * k))
     ls, lv = s[-late:], v[-late:]
     slope, z = _mann_kendall(ls - ls[0], lv)
     change = slope * (ls[-1] - ls[0])
@@ -188,7 +188,7 @@ def _trend(c: _Curve, th: Thresholds) -> None:
     c.lo_step = float(c.steps[near][np.argmin(c.values[near])]) if near.any() else float(s[b])
     # Point-to-point noise of the raw late part: MAD of first differences / sqrt(2)
     # (a robust sigma: 1.4826 * MAD, Hampel 1974).
-    raw = c.values[-max(th.min_points, int(math.ceil(th.late_fraction * len(c.values)))):] / unit
+    raw = c.values[-max(th.min_points, math.ceil(th.late_fraction * len(c.values))):] / unit
     d = np.diff(raw)
     c.noise = 1.4826 * _median(np.abs(d - _median(d))) / math.sqrt(2) * unit if len(d) > 2 else 0.0
     if len(c.values) >= 2 * th.min_points:
@@ -302,7 +302,7 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
     points = {r: counts.get(k, 0) for r, k in roles.items()}
     last_step = max((float(c.steps[-1]) for c in curves.values() if len(c.steps)), default=None)
     gap, gap_step = _acc_gap(histories, roles)
-    base = dict(acc_gap=gap, keys=dict(roles), points=points, last_step=last_step)
+    base = {"acc_gap": gap, "keys": dict(roles), "points": points, "last_step": last_step}
 
     for c in curves.values():
         if c.nonfinite:

@@ -119,8 +119,8 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
             except ConnectorError as exc:
                 return RunResult(ref, diag, "failed", error=str(exc))
 
-        # Writes are one request or two per run: a few in flight hide the round trips.
-        with ThreadPoolExecutor(max(1, write_workers)) as pool:
-            for result in pool.map(put, analysed):
-                record(result)
+        if analysed:  # one write request per run: a few in flight hide the round trips
+            with ThreadPoolExecutor(max(1, write_workers)) as pool:
+                for result in pool.map(put, analysed):
+                    record(result)
     return out

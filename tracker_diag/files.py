@@ -72,27 +72,28 @@ def normalise(frame: pd.DataFrame, origin: str = "") -> pd.DataFrame:
 
 
 class FileBackend:
-    """Runs from long-format files; read-only."""
+    """Runs from long-format files; read-only. Files are split into runs once, on load."""
 
     source = "file"
 
     def __init__(self, paths: list[str]):
+        from tracker_diag.analyze import split_runs
+
         self.paths = paths
         frames = [read_long(p) for p in paths]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id"])
-        self._groups = {rid: g for rid, g in frame.groupby("run_id", sort=False)}
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "run_name"])
+        names = frame.drop_duplicates("run_id").set_index("run_id")["run_name"].to_dict()
+        self._runs = [(rid, names.get(rid, rid), hist) for rid, hist in split_runs(frame)]
+        self._hist = {rid: hist for rid, _, hist in self._runs}
 
     def list_runs(self) -> Iterator[RunRef]:
-        for rid, g in self._groups.items():
-            yield RunRef(run_id=str(rid), run_name=str(g["run_name"].iloc[0]), source="file",
-                         metric_keys=tuple(pd.unique(g["key"])))
+        for rid, name, hist in self._runs:
+            yield RunRef(run_id=rid, run_name=str(name), source="file", metric_keys=tuple(hist))
 
     def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
         for ref in runs:
-            g = self._groups[ref.run_id]
-            wanted = g[g["key"].isin(keys.get(ref.run_id, ()))]
-            yield ref, {k: (s["step"].to_numpy(float), s["value"].to_numpy(float))
-                        for k, s in wanted.groupby("key", sort=False)}
+            hist = self._hist[ref.run_id]
+            yield ref, {k: hist[k] for k in keys.get(ref.run_id, ()) if k in hist}
 
 
 __all__ = ["FileBackend", "normalise", "read_long"]

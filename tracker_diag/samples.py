@@ -155,9 +155,9 @@ def _settings(cause: str, rng: np.random.Generator, data: dict):
     perm = rng.permutation(len(x))
     n_test = max(len(x) // 4, 40)
     te, tr = perm[:n_test], perm[n_test:]
-    p = dict(dataset=name, hidden=int(rng.choice([32, 64])), lr=float(rng.uniform(0.05, 0.2)),
-             epochs=int(rng.integers(60, 120)), batch=32, l2=0.0, lr_decay=0.0,
-             label_noise=0.0, stop_after=None, patience=None)
+    p = {"dataset": name, "hidden": int(rng.choice([32, 64])), "lr": float(rng.uniform(0.05, 0.2)),
+             "epochs": int(rng.integers(60, 120)), "batch": 32, "l2": 0.0, "lr_decay": 0.0,
+             "label_noise": 0.0, "stop_after": None, "patience": None}
     if cause == "overfitting":
         tr = tr[: int(rng.integers(max(3 * n_cls, 15), max(6 * n_cls, 40)))]
         p.update(hidden=int(rng.choice([256, 512])), lr=float(rng.uniform(0.05, 0.15)), batch=8,
