@@ -202,6 +202,16 @@ def test_more_than_1000_runs_are_all_listed(tmp_path):
     sql = list(MlflowBackend(uri, experiments=[EXP]).list_runs())
     paged = list(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'").list_runs())
     assert len(sql) == len(paged) == 1030 == len({r.run_id for r in paged})
+    res = label(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'"))
+    assert len(res.results) == 1030 and not res.failed
+
+
+def test_filter_is_passed_through(store):
+    uri, client, exp = store
+    keep = log_run(client, exp, "learning", tags={"team": "vision"})
+    log_run(client, exp, "learning", tags={"team": "nlp"})
+    res = label(MlflowBackend(uri, experiments=[EXP], filter_string="tags.team = 'vision'"), write=True)
+    assert [r.ref.run_id for r in res.results] == [keep]
 
 
 def test_sql_and_client_reads_agree(store):
