@@ -475,6 +475,27 @@ def _codes(col, pd) -> tuple[np.ndarray, list]:
     return codes, list(names)
 
 
+def downsample(steps, values, n: int = 120) -> tuple[list[float], list[float | None]]:
+    """At most ``n`` points of a curve for plotting: sorted, bin medians past ``n``;
+    non-finite values become None (a gap in the plot)."""
+    s, v = _as_arrays((steps, values))
+    order = np.argsort(s, kind="stable")
+    s, v = s[order], v[order]
+    v = np.where(np.isfinite(v) & (np.abs(v) < _HUGE), v, np.nan)
+    if len(v) > n:
+        per = -(-len(v) // n)
+        k = len(v) // per
+        cut = len(v) - per * k
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                v = np.nanmedian(v[cut:].reshape(k, per), axis=1)
+        s = s[cut:].reshape(k, per)[:, per // 2]
+    return s.tolist(), [None if not np.isfinite(x) else float(x) for x in v]
+
+
 def split_runs(frame) -> Iterator[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """Long-format frame -> ``(run_id, {key: (steps, values)})`` per run, in one pass.
 
@@ -520,4 +541,4 @@ def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thre
     return d or analyze({}, keys, thresholds).to_dict()
 
 
-__all__ = ["ROLES", "analyze", "analyze_frame", "split_runs"]
+__all__ = ["ROLES", "analyze", "analyze_frame", "downsample", "split_runs"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Protocol
 
-from tracker_diag.analyze import analyze
+from tracker_diag.analyze import analyze, downsample
 from tracker_diag.errors import ConnectorError
 from tracker_diag.keys import candidate_keys
 from tracker_diag.model import ANALYZER_VERSION, Diagnosis, RunRef, Thresholds
@@ -43,6 +43,7 @@ class RunResult:
     action: str  # written | unchanged | dry-run | failed
     skipped: bool = False
     error: str = ""
+    curves: dict = field(default_factory=dict)  # role -> (steps, values), downsampled, for reports
 
 
 @dataclass
@@ -72,8 +73,11 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
 
 def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
           write: bool = False, force: bool = False, page_size: int = 200, write_workers: int = 4,
-          progress: Callable[[RunResult], None] | None = None) -> BatchResult:
-    """Label every run the backend lists; streams ``page_size`` runs at a time."""
+          progress: Callable[[RunResult], None] | None = None, keep_curves: bool = False) -> BatchResult:
+    """Label every run the backend lists; streams ``page_size`` runs at a time.
+
+    ``keep_curves`` keeps each analysed run's curves, downsampled, for the HTML report.
+    """
     out = BatchResult()
 
     def record(r: RunResult):
@@ -99,10 +103,11 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                 diag = analyze(hist, keys, thresholds)
                 if ref.status == "RUNNING":  # still training: the label may change
                     diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
+                curves = {r: downsample(*hist[k]) for r, k in diag.keys.items() if k in hist} if keep_curves else {}
                 if write:
-                    analysed.append((ref, diag))
+                    analysed.append((ref, diag, curves))
                 else:
-                    record(RunResult(ref, diag, "dry-run"))
+                    record(RunResult(ref, diag, "dry-run", curves=curves))
         except ConnectorError as exc:
             for ref in todo:
                 if ref.run_id not in seen:
@@ -113,11 +118,11 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                 record(RunResult(ref, None, "failed", error="the tracker returned no history for this run"))
 
         def put(item):
-            ref, diag = item
+            ref, diag, curves = item
             try:
-                return RunResult(ref, diag, backend.write(ref, diag))
+                return RunResult(ref, diag, backend.write(ref, diag), curves=curves)
             except ConnectorError as exc:
-                return RunResult(ref, diag, "failed", error=str(exc))
+                return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
 
         if analysed:  # one write request per run: a few in flight hide the round trips
             with ThreadPoolExecutor(max(1, write_workers)) as pool:

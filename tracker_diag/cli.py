@@ -49,6 +49,8 @@ def common_options(f):
     f = click.option("--gap-threshold", default=0.20, show_default=True, type=float,
                      help="Train minus test accuracy at or above which a run is overfitting.")(f)
     f = click.option("--json", "json_path", metavar="PATH|-", help="Write the JSON report (schema_version 1).")(f)
+    f = click.option("--report", "html_path", metavar="PATH.html",
+                     help="Write a self-contained HTML report with every run's curves (works offline).")(f)
     f = click.option("--fail-on", callback=_regimes, metavar="REGIMES",
                      help="Exit with code 3 when any run has one of these regimes, e.g. overfitting,diverging.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No table; only errors and the summary line.")(f)
@@ -110,11 +112,14 @@ def _summary_line(batch: BatchResult) -> str:
 
 
 def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: tuple[str, ...], quiet: bool,
-            footer: list[str] = ()) -> int:
+            footer: list[str] = (), html_path: str | None = None) -> int:
     if not quiet and json_path != "-":
         _print_table(batch, title)
     if json_path:
         report.write_json(report.build(batch), json_path)
+    if html_path:
+        report.write_html(batch, html_path, title)
+        footer = [*footer, f"HTML report: {html_path}"]
     out = click.echo if json_path != "-" else (lambda m: click.echo(m, err=True))
     out(_summary_line(batch))
     for line in footer:
@@ -148,7 +153,7 @@ def cli():
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @common_options
-def diagnose(paths, keys, gap_threshold, json_path, fail_on, quiet):
+def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
     """Diagnose runs from long-format files (CSV, TSV, parquet, JSON lines).
 
     Columns: run_id (or run_name), key, step, value; an optional timestamp is ignored.
@@ -157,6 +162,7 @@ def diagnose(paths, keys, gap_threshold, json_path, fail_on, quiet):
     Examples:
       tracker-diag diagnose samples/runs.csv
       tracker-diag diagnose a.parquet b.csv --json - --fail-on overfitting,diverging
+      tracker-diag diagnose samples/runs.csv --report report.html
       tracker-diag diagnose runs.csv --keys train_loss=loss,test_loss=val_loss
     """
     from tracker_diag.files import FileBackend
@@ -168,8 +174,9 @@ def diagnose(paths, keys, gap_threshold, json_path, fail_on, quiet):
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     with _progress(not quiet, "analysing") as tick:
-        batch = label(backend, keys=keys, thresholds=th, progress=tick)
-    sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet))
+        batch = label(backend, keys=keys, thresholds=th, progress=tick, keep_curves=bool(html_path))
+    sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet,
+                     html_path=html_path))
 
 
 @cli.group(name="label")
@@ -198,7 +205,7 @@ def label_group():
               help="Parallel reads and writes (bounded; a tracking server is not flooded).")
 @common_options
 def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, include_running, write, force,
-                 workers, keys, gap_threshold, json_path, fail_on, quiet):
+                 workers, keys, gap_threshold, json_path, html_path, fail_on, quiet):
     """Label the runs of MLflow experiments and (with --write) tag them.
 
     Writes the tags diag_regime, diag_acc_gap, diag_best_step, diag_flags, diag_version,
@@ -220,7 +227,7 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
                                 filter_string=filter_string, include_running=include_running, workers=workers)
         with _progress(not quiet, "labelling" if write else "dry run") as tick:
             batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
-                          write_workers=workers)
+                          write_workers=workers, keep_curves=bool(html_path))
     except (ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -228,7 +235,7 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
     footer.append("In the MLflow UI, filter with:  tags.diag_regime = 'overfitting'   "
                   "(or metrics.diag_acc_gap > 0.2)")
     sys.exit(_finish(batch, title=f"tracker-diag · {backend.describe()}", json_path=json_path,
-                     fail_on=fail_on, quiet=quiet, footer=footer))
+                     fail_on=fail_on, quiet=quiet, footer=footer, html_path=html_path))
 
 
 @cli.command()

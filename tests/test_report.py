@@ -1,0 +1,82 @@
+"""The HTML report: self-contained, escaped, and working in a real headless Chromium."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tracker_diag.batch import label
+from tracker_diag.files import FileBackend
+from tracker_diag.report import render_html, write_html
+from tracker_diag.samples import long_frame
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror="document.title=\'pwned\'">'
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, corpus):
+    frame = long_frame(corpus)[["run_id", "run_name", "key", "step", "value"]]
+    frame.loc[frame.run_id == corpus[0].run_id, "run_name"] = HOSTILE
+    path = tmp_path_factory.mktemp("r") / "runs.csv"
+    frame.to_csv(path, index=False)
+    return label(FileBackend([str(path)]), keep_curves=True)
+
+
+def test_page_is_self_contained_and_escaped(batch):
+    page = render_html(batch, title=HOSTILE)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from anywhere
+    assert page.count("<tr data-regime=") == len(batch.results)
+    assert page.count("<svg") == sum(bool(r.curves) and any(
+        y is not None for c in r.curves.values() for y in c[1]) for r in batch.results)
+    counts = re.findall(r'data-regime="(\w+)" style="[^"]*">\w+ <b>(\d+)</b>', page)
+    assert sum(int(n) for _, n in counts) == len(batch.results)
+
+
+def test_write_html_is_readable_by_others(batch, tmp_path):
+    out = tmp_path / "sub" / "report.html"
+    write_html(batch, str(out))
+    assert out.read_text().startswith("<!doctype html>")
+    assert oct(out.stat().st_mode & 0o044) == oct(0o044 & ~_umask())
+
+
+def _umask():
+    u = os.umask(0)
+    os.umask(u)
+    return u
+
+
+def _chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", *extra, url],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI_REQUIRES_BROWSER"),
+                    reason="chromium not installed (.ci/run installs it)")
+def test_in_headless_chromium(batch, tmp_path):
+    page = tmp_path / "report.html"
+    write_html(batch, str(page), title="browser test")
+    # the regime filter, applied from the URL as a click would, hides every other row
+    out = _chromium(f"file://{page}#regime=overfitting", tmp_path, "--dump-dom")
+    assert out.returncode == 0, out.stderr[-2000:]
+    dom = out.stdout
+    rows = re.findall(r'<tr data-regime="(\w+)"[^>]*?( class="hidden")?>', dom)
+    assert rows and all((regime != "overfitting") == bool(hidden) for regime, hidden in rows)
+    assert any(regime == "overfitting" for regime, _ in rows)
+    # the hostile run name is text: its handler never ran, the title is ours
+    assert "<title>browser test</title>" in dom and "pwned" not in re.search(r"<title>.*?</title>", dom).group(0)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    errors = [line for line in out.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not errors, errors
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = _chromium(f"file://{page}", tmp_path, "--window-size=1400,1100",
+                     f"--screenshot={ARTIFACTS / 'report.png'}")
+    assert shot.returncode == 0 and (ARTIFACTS / "report.png").stat().st_size > 10_000
