@@ -352,3 +352,20 @@ def test_dry_run_on_sqlite_never_imports_the_mlflow_client(store, tmp_path):
             "print('mlflow.tracking' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("filtered", [False, True])  # SQL listing and search_runs listing
+def test_hyperparameters_reach_the_report(store, capsys, tmp_path, filtered):
+    uri, client, exp = store
+    for i in range(4):
+        rid = log_run(client, exp, "diverging")
+        client.log_param(rid, "lr", "3.0")
+        rid = log_run(client, exp, "learning")
+        client.log_param(rid, "lr", "0.001")
+    argv = ["label", "mlflow", "--tracking-uri", uri, "-e", EXP, "--json", str(tmp_path / "r.json")]
+    if filtered:
+        argv += ["--filter", "attributes.status = 'FINISHED'"]
+    code, out, _ = run_cli(argv, capsys)
+    hp = json.loads((tmp_path / "r.json").read_text())["hyperparameters"]
+    assert code == 0 and "lr = 3: 4 of 4 runs diverging" in out
+    assert {f["text"] for f in hp["findings"]} >= {"lr = 3: 4 of 4 runs diverging", "lr = 0.001: 4 of 4 runs learning"}

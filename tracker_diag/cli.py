@@ -121,6 +121,11 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
         report.write_html(batch, html_path, title)
         footer = [*footer, f"HTML report: {html_path}"]
     out = click.echo if json_path != "-" else (lambda m: click.echo(m, err=True))
+    findings = report.hyperparameters(batch)["findings"]
+    if findings and not quiet:
+        out("What the hyper-parameters say:")
+        for f in findings[:8]:
+            out(f"  {f['text']}")
     out(_summary_line(batch))
     for line in footer:
         out(line)

@@ -96,6 +96,7 @@ class RunRef:
     status: str = "FINISHED"
     tags: dict[str, str] = field(default_factory=dict)
     metric_keys: tuple[str, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)
     checked: str = ""  # what the data looks like now, compared with diag_checked
     url: str = ""
     extra: dict = field(default_factory=dict)  # connector-private snapshot taken when listing

@@ -11,6 +11,7 @@ from pathlib import Path
 from tracker_diag import __version__
 from tracker_diag.batch import BatchResult
 from tracker_diag.model import REGIMES
+from tracker_diag.params import regime_table
 
 SCHEMA_VERSION = 1
 
@@ -33,7 +34,13 @@ def build(batch: BatchResult) -> dict:
         "summary": {"runs": len(runs), "by_regime": {k: by_regime[k] for k in REGIMES if by_regime[k]},
                     "failed": batch.failed, "skipped": batch.skipped,
                     "actions": dict(Counter(x["action"] for x in runs))},
+        "hyperparameters": hyperparameters(batch),
     }
+
+
+def hyperparameters(batch: BatchResult) -> dict:
+    """Regimes against each logged hyper-parameter (see params.py)."""
+    return regime_table((r.diagnosis.regime if r.diagnosis else None, r.ref.params) for r in batch.results)
 
 
 def write_json(report: dict, path: str) -> None:
@@ -181,13 +188,25 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report") -> str:
             f'<td>{gap}</td><td>{best}</td><td>{escape(", ".join(r["flags"]))}</td>'
             f'<td class="advice">{reasons}<div class="muted">{escape(r["advice"] or "")}</div></td>'
             f'<td>{plot}</td></tr>')
+    hp = rep["hyperparameters"]
+    section = ""
+    if hp["rows"]:
+        items = ("".join(f"<li>{escape(f['text'])}</li>" for f in hp["findings"][:15])
+                 or "<li>no bin is dominated by one regime</li>")
+        cells = "".join(
+            f'<tr><td>{escape(r["bin"])}</td><td>{r["runs"]}</td><td>'
+            + ", ".join(f'<span style="color:{COLOURS[k]}">{k} {n}</span>' for k, n in r["by_regime"].items())
+            + "</td></tr>" for r in hp["rows"])
+        section = (f'<h2>What the hyper-parameters say</h2><ul id="findings">{items}</ul>'
+                   f'<details><summary>every parameter</summary><table class="hp"><thead><tr><th>bin</th>'
+                   f'<th>runs</th><th>regimes</th></tr></thead><tbody>{cells}</tbody></table></details>')
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
             f'style-src \'unsafe-inline\'; script-src \'unsafe-inline\'; img-src data:">'
             f'<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>'
             f'<p class="muted">{len(rep["runs"])} runs · tracker-diag {escape(rep["tool_version"])} · '
             f'train solid, test dashed; green line best step, red line overfitting onset</p>'
-            f'<div class="counts">{"".join(buttons)}</div>'
+            f'{section}<div class="counts">{"".join(buttons)}</div>'
             f'<table id="runs"><thead><tr><th data-key="name">run</th><th data-key="regime">regime</th>'
             f'<th data-key="gap">acc gap</th><th data-key="best">best step</th><th>flags</th>'
             f'<th>why, and what to do</th><th>curves</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'

@@ -239,7 +239,7 @@ class MlflowBackend:
                          tags={k: v for k, v in run.data.tags.items() if k in TAG_KEYS or k == NOTE_TAG},
                          metric_keys=tuple(k for k in run.data.metrics if not k.startswith("diag_")),
                          checked=_fingerprint(latest), url=self._url(run.info.experiment_id, run.info.run_id),
-                         extra={"diag_acc_gap": run.data.metrics.get("diag_acc_gap")})
+                         params=dict(run.data.params), extra={"diag_acc_gap": run.data.metrics.get("diag_acc_gap")})
 
     def _list_sql(self) -> Iterator[RunRef]:
         """Keyset-paged listing straight from the runs, latest_metrics and tags tables."""
@@ -255,7 +255,7 @@ class MlflowBackend:
                 if not rows:
                     return
                 ids = [r[0] for r in rows if r[2] in self.statuses]
-                latest, tags, gaps = defaultdict(list), defaultdict(dict), {}
+                latest, tags, gaps, run_params = defaultdict(list), defaultdict(dict), {}, defaultdict(dict)
                 for chunk in _chunked(ids, 500):
                     bind = {f"r{i}": r for i, r in enumerate(chunk)}
                     inn = ", ".join(f":r{i}" for i in range(len(chunk)))
@@ -269,6 +269,9 @@ class MlflowBackend:
                             f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({inn}) "
                             "AND (key LIKE 'diag\\_%' ESCAPE '\\' OR key = :note)"), {**bind, "note": NOTE_TAG}):
                         tags[rid][key] = value
+                    for rid, key, value in con.execute(sa.text(
+                            f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({inn})"), bind):
+                        run_params[rid][key] = value
             for rid, name, status, exp_id in rows:
                 if status not in self.statuses:
                     continue
@@ -276,7 +279,7 @@ class MlflowBackend:
                              status=status, tags=tags.get(rid, {}),
                              metric_keys=tuple(k for k, _, _ in latest.get(rid, ()) if not k.startswith("diag_")),
                              checked=_fingerprint(latest.get(rid, [])), url=self._url(exp_id, rid),
-                             extra={"diag_acc_gap": gaps.get(rid)})
+                             params=run_params.get(rid, {}), extra={"diag_acc_gap": gaps.get(rid)})
             last = rows[-1][0]
 
     def _url(self, exp_id, run_id) -> str:
