@@ -3,12 +3,9 @@
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from mlflow_helpers import log_run
 
 from tracker_diag.batch import label
 from tracker_diag.cli import main
@@ -29,32 +27,6 @@ def run_cli(argv, capsys):
         main(argv)
     out = capsys.readouterr()
     return exc.value.code, out.out, out.err
-
-
-def curves(kind, n=40):
-    x = np.arange(n, dtype=float)
-    if kind == "learning":
-        return {"loss": 2 * np.exp(-x / 80) + 0.1, "val_loss": 2 * np.exp(-x / 90) + 0.2}
-    if kind == "overfitting":
-        return {"train_loss": 2 * np.exp(-x / 5) + 0.01, "test_loss": 0.6 + 0.001 * (x - 10) ** 2}
-    if kind == "plateau":
-        return {"epoch/loss": np.full(n, 2.3026), "epoch/val_loss": np.full(n, 2.3026)}
-    if kind == "diverging":
-        v = 2 * np.exp(-x / 10) + 0.5
-        v[30:] = np.nan
-        return {"loss": v, "val_loss": 2 * np.exp(-x / 10) + 0.6}
-    raise ValueError(kind)
-
-
-def log_run(client, exp_id, kind, *, name=None, tags=None, description=None, finish=True):
-    run = client.create_run(exp_id, run_name=name or kind, tags=tags or {})
-    ms = [Metric(k, float(v), 1000 + i, i) for k, vals in curves(kind).items() for i, v in enumerate(vals)]
-    client.log_batch(run.info.run_id, metrics=ms)
-    if description is not None:
-        client.set_tag(run.info.run_id, "mlflow.note.content", description)
-    if finish:
-        client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
 
 
 @pytest.fixture
@@ -267,35 +239,6 @@ def test_demo_covers_every_regime(tmp_path, capsys, monkeypatch):
 
 
 # --- a real mlflow server on 127.0.0.1 ------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("server") / "mlflow.db"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("mlflow server did not start")
-        time.sleep(0.3)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-
 
 @pytest.mark.server
 def test_label_through_a_real_server_with_the_bulk_endpoint(server, capsys):

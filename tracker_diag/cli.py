@@ -244,6 +244,68 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 
 
 @cli.command()
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="tracker-diag.toml, or a pyproject.toml with [tool.tracker-diag]. "
+                   "Default: ./tracker-diag.toml, else ./pyproject.toml.")
+@click.option("--quiet", "-q", is_flag=True, help="Only what changed, errors and the summary line.")
+def sweep(config_path, quiet):
+    """Label every source of a configuration incrementally (the nightly job).
+
+    Holds a lock so two sweeps never overlap, prints what changed since the previous sweep
+    (newly diverging and overfitting runs first) and exits 0, 1 (some runs failed),
+    2 (a configuration error or an unreachable source; the other sources are still
+    labelled) or 3 (fail-on matched).
+
+    \b
+    Examples:
+      tracker-diag sweep --config tracker-diag.toml
+      tracker-diag sweep -c pyproject.toml -q
+      15 2 * * *  cd /srv/ml && tracker-diag sweep -q >> sweep.log 2>&1   # crontab
+    """
+    from tracker_diag import sweep as sweeper
+
+    if config_path is None:
+        config_path = next((p for p in ("tracker-diag.toml", "pyproject.toml") if os.path.exists(p)), None)
+        if config_path is None:
+            click.echo("error: no --config given and no tracker-diag.toml or pyproject.toml here", err=True)
+            sys.exit(EXIT_USAGE)
+    try:
+        cfg = sweeper.load(config_path)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    for line in cfg.errors:
+        click.echo(f"error: {line}", err=True)
+    try:
+        with sweeper.lock(cfg.state), _progress(not quiet, "sweeping") as tick:
+            result = sweeper.run(cfg, progress=tick, keep_curves=bool(cfg.report))
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    failed_sources = [err for _, b, err in result.per_source if b is None]
+    for line in failed_sources:
+        click.echo(f"error: {line}", err=True)
+    for name, b, _ in result.per_source:
+        if b is not None:
+            click.echo(f"{name}: {_summary_line(b)}")
+    if result.changes:
+        click.echo(f"Changed since the last sweep ({len(result.changes)}):")
+        for c in result.changes[:50]:
+            click.echo(f"  {c['after']:<17} was {c['before'] or 'new':<17} {c['source']}: "
+                       f"{c['run_name'] or c['run_id']} {c['url']}".rstrip())
+        if len(result.changes) > 50:
+            click.echo(f"  … and {len(result.changes) - 50} more (see the JSON report)")
+    else:
+        click.echo("Nothing changed since the last sweep.")
+    code = _finish(result.batch, title=f"tracker-diag sweep · {cfg.path}", json_path=cfg.json,
+                   fail_on=cfg.fail_on, quiet=True, html_path=cfg.report,
+                   footer=[] if cfg.write else ["dry run: set write = true in the configuration to tag runs"])
+    if cfg.errors or failed_sources:
+        code = EXIT_USAGE
+    sys.exit(code)
+
+
+@cli.command()
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
               help="Store to fill; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.")
 @click.option("--runs", "n_runs", default=24, show_default=True, type=click.IntRange(8, 500),

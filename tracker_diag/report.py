@@ -49,10 +49,10 @@ def write_json(report: dict, path: str) -> None:
     if path == "-":
         print(text, end="")
         return
-    _atomic_write(path, text)
+    atomic_write(path, text)
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -214,4 +214,4 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report") -> str:
 
 
 def write_html(batch: BatchResult, path: str, title: str = "tracker-diag report") -> None:
-    _atomic_write(path, render_html(batch, title))
+    atomic_write(path, render_html(batch, title))

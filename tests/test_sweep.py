@@ -1,0 +1,146 @@
+"""The nightly sweep over real MLflow stores (a sqlite file and a real mlflow server)."""
+
+import fcntl
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+from mlflow_helpers import log_run
+
+from tracker_diag.cli import main
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def config(tmp_path, body: str, name="tracker-diag.toml"):
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+def snapshot(uri, exp_name):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(exp_name).experiment_id
+    return {r.info.run_id: dict(r.data.tags) for r in client.search_runs([exp], max_results=1000)}
+
+
+@pytest.mark.server
+def test_sweep_two_stores_then_nothing_to_do(tmp_path, capsys, server):
+    local = f"sqlite:///{tmp_path}/local.db"
+    c1 = MlflowClient(local)
+    e1 = c1.create_experiment("a")
+    ids = {log_run(c1, e1, k): k for k in ("learning", "overfitting", "diverging")}
+    c2 = MlflowClient(server)
+    e2 = c2.create_experiment("sweep-b")
+    ids.update({log_run(c2, e2, k): k for k in ("plateau", "overfitting")})
+    capsys.readouterr()
+    cfg = config(tmp_path, f"""
+write = true
+fail-on = ["diverging"]
+report = "out/nightly.html"
+json = "out/nightly.json"
+
+[[sources]]
+name = "local"
+type = "mlflow"
+tracking-uri = "{local}"
+experiments = ["a"]
+
+[[sources]]
+name = "server"
+type = "mlflow"
+tracking-uri = "{server}"
+experiments = ["sweep-b"]
+""")
+    code, out, _ = run_cli(["sweep", "--config", str(cfg)], capsys)
+    assert code == 3  # fail-on diverging matched
+    rep = json.loads((tmp_path / "out/nightly.json").read_text())
+    assert {r["run_id"]: r["regime"] for r in rep["runs"]} == ids
+    assert (tmp_path / "out/nightly.html").read_text().count("<tr data-regime=") == 5
+    changes = out[out.index("Changed since the last sweep"):].splitlines()[1:6]
+    assert changes[0].split()[0] == "diverging" and changes[1].split()[0] == "overfitting"  # alarming first
+    before = snapshot(local, "a"), snapshot(server, "sweep-b")
+    assert all(t["diag_regime"] == ids[r] for s in before for r, t in s.items())
+
+    code, out, _ = run_cli(["sweep", "--config", str(cfg)], capsys)
+    assert code == 3 and "Nothing changed since the last sweep." in out
+    rep = json.loads((tmp_path / "out/nightly.json").read_text())
+    assert rep["summary"]["skipped"] == 5 and rep["summary"]["actions"] == {"unchanged": 5}
+    assert (snapshot(local, "a"), snapshot(server, "sweep-b")) == before  # nothing written
+
+
+def test_config_errors_name_the_file_and_entry_and_good_sources_still_run(tmp_path, capsys):
+    good = f"sqlite:///{tmp_path}/good.db"
+    client = MlflowClient(good)
+    log_run(client, client.create_experiment("g"), "learning")
+    cfg = config(tmp_path, f"""
+write = true
+gap-threshold = 7
+colour = "blue"
+
+[[sources]]
+name = "typo"
+type = "mlflow"
+tracking-uri = "{good}"
+experimnts = ["g"]
+
+[[sources]]
+name = "gone"
+type = "mlflow"
+tracking-uri = "{good}"
+experiments = ["no-such-experiment"]
+
+[[sources]]
+name = "good"
+type = "mlflow"
+tracking-uri = "{good}"
+experiments = ["g"]
+""")
+    code, out, err = run_cli(["sweep", "-c", str(cfg)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert any(str(cfg) in x and "gap-threshold" in x for x in lines)
+    assert any(str(cfg) in x and "'colour'" in x for x in lines)
+    assert any(str(cfg) in x and "sources[0] (typo)" in x and "experimnts" in x for x in lines)
+    assert any(str(cfg) in x and "'gone'" in x and "no-such-experiment" in x for x in lines)
+    assert "good: 1 runs, 1 learning" in out
+    assert snapshot(good, "g") and all(t["diag_regime"] == "learning" for t in snapshot(good, "g").values())
+
+
+def test_pyproject_table_and_lock(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path}/x.db"
+    client = MlflowClient(uri)
+    log_run(client, client.create_experiment("x"), "learning")
+    cfg = config(tmp_path, f"""
+[project]
+name = "whatever"
+
+[tool.tracker-diag]
+state = "state.json"
+
+[[tool.tracker-diag.sources]]
+type = "mlflow"
+tracking-uri = "{uri}"
+experiments = ["x"]
+""", name="pyproject.toml")
+    with open(tmp_path / "state.json.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = run_cli(["sweep", "-c", str(cfg)], capsys)
+        assert code == 2 and "another sweep is running" in err
+    code, out, _ = run_cli(["sweep", "-c", str(cfg)], capsys)
+    assert code == 0 and "dry run" in out and "1 learning" in out
+    assert json.loads((tmp_path / "state.json").read_text())["runs"]
+    assert "diag_regime" not in next(iter(snapshot(uri, "x").values()))  # dry run by default
+
+
+def test_missing_and_broken_configuration(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["sweep"], capsys)[0] == 2
+    bad = config(tmp_path, "write = [")
+    code, _, err = run_cli(["sweep", "-c", str(bad)], capsys)
+    assert code == 2 and str(bad) in err and "TOML" in err

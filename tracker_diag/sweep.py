@@ -1,0 +1,232 @@
+"""The nightly sweep: every configured source, labelled incrementally, under a lock.
+
+Configuration (``tracker-diag.toml``, or ``[tool.tracker-diag]`` in a pyproject.toml)::
+
+    write = true                      # default false: a dry run
+    fail-on = ["diverging"]
+    gap-threshold = 0.2
+    report = "reports/nightly.html"   # optional
+    json = "reports/nightly.json"     # optional
+    state = ".tracker-diag-state.json"  # last sweep's regimes, to say what changed
+    keys = { train_loss = "loss" }
+
+    [[sources]]
+    name = "local"
+    type = "mlflow"
+    tracking-uri = "sqlite:///mlflow.db"
+    experiments = ["my-exp"]          # or all-experiments = true
+    filter = "params.model = 'resnet'"
+
+Every problem in the file gets one line naming the file and the entry; a source that is
+wrong or unreachable is reported and the others are still labelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracker_diag.batch import BatchResult, label
+from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
+from tracker_diag.keys import ROLES
+from tracker_diag.model import REGIMES, Thresholds
+from tracker_diag.report import atomic_write
+
+_TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force"}
+_SOURCE = {"mlflow": {"name", "type", "tracking-uri", "experiments", "all-experiments", "filter",
+                      "include-running", "keys", "workers"},
+           "wandb": {"name", "type", "project", "filter", "keys", "include-running"}}
+ALARMING = ("diverging", "overfitting", "data_issue")
+
+
+@dataclass
+class Source:
+    name: str
+    type: str
+    options: dict
+    keys: dict[str, str]
+
+
+@dataclass
+class Config:
+    path: Path
+    write: bool = False
+    force: bool = False
+    fail_on: tuple[str, ...] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    report: str | None = None
+    json: str | None = None
+    state: str = ".tracker-diag-state.json"
+    sources: list[Source] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per bad entry
+
+
+def _keys(where: str, value, errors: list[str]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        errors.append(f"{where}: keys must be a table of ROLE = \"metric key\"")
+        return {}
+    bad = [k for k in value if k not in ROLES]
+    if bad:
+        errors.append(f"{where}: unknown role(s) {', '.join(bad)} in keys; roles are {', '.join(ROLES)}")
+    return {k: v for k, v in value.items() if k in ROLES}
+
+
+def load(path: str | Path) -> Config:
+    """Read and check a configuration; raises InputError only when nothing can be used."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError("no such configuration file", str(path)) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid TOML: {exc}", str(path)) from exc
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("tracker-diag")
+        if data is None:
+            raise InputError("has no [tool.tracker-diag] table", str(path))
+    cfg = Config(path=path)
+    err = cfg.errors
+    for key in sorted(set(data) - _TOP):
+        err.append(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_TOP))})")
+    cfg.write = bool(data.get("write", False))
+    cfg.force = bool(data.get("force", False))
+    fail_on = data.get("fail-on", [])
+    fail_on = [fail_on] if isinstance(fail_on, str) else fail_on
+    bad = [r for r in fail_on if r not in REGIMES]
+    if bad:
+        err.append(f"{path}: fail-on: unknown regime(s) {', '.join(map(str, bad))}; choose from {', '.join(REGIMES)}")
+    cfg.fail_on = tuple(r for r in fail_on if r in REGIMES)
+    try:
+        cfg.thresholds = Thresholds(acc_gap=float(data.get("gap-threshold", 0.20)))
+    except (TypeError, ValueError) as exc:
+        err.append(f"{path}: gap-threshold: {exc}")
+    base = path.parent
+    for name in ("report", "json", "state"):
+        if name in data:
+            if not isinstance(data[name], str):
+                err.append(f"{path}: {name} must be a path")
+                continue
+            setattr(cfg, name, str(base / data[name]))
+    if "state" not in data:
+        cfg.state = str(base / cfg.state)
+    global_keys = _keys(f"{path}: keys", data.get("keys"), err)
+    sources = data.get("sources", [])
+    if not sources:
+        err.append(f"{path}: no [[sources]] configured")
+    for i, raw in enumerate(sources):
+        where = f"{path}: sources[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
+        if not isinstance(raw, dict):
+            err.append(f"{where}: must be a table")
+            continue
+        kind = raw.get("type")
+        if kind not in _SOURCE:
+            err.append(f"{where}: type must be one of {', '.join(_SOURCE)}, got {kind!r}")
+            continue
+        unknown = sorted(set(raw) - _SOURCE[kind])
+        if unknown:
+            err.append(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_SOURCE[kind]))})")
+            continue
+        if kind == "mlflow" and not raw.get("experiments") and not raw.get("all-experiments"):
+            err.append(f"{where}: give experiments = [...] or all-experiments = true")
+            continue
+        if kind == "wandb" and not raw.get("project"):
+            err.append(f"{where}: give project = \"entity/project\"")
+            continue
+        keys = {**global_keys, **_keys(where, raw.get("keys"), err)}
+        name = raw.get("name") or raw.get("tracking-uri") or raw.get("project") or f"source {i}"
+        cfg.sources.append(Source(str(name), kind, raw, keys))
+    return cfg
+
+
+def _backend(src: Source):
+    o = src.options
+    if src.type == "mlflow":
+        from tracker_diag.connectors.mlflow import MlflowBackend
+
+        exps = o.get("experiments", [])
+        return MlflowBackend(o.get("tracking-uri"), experiments=[exps] if isinstance(exps, str) else list(exps),
+                             all_experiments=bool(o.get("all-experiments")), filter_string=o.get("filter"),
+                             include_running=bool(o.get("include-running")), workers=int(o.get("workers", 8)))
+    raise ConnectorError("the W&B connector is not available in this version of tracker-diag")
+
+
+@contextlib.contextmanager
+def lock(state_path: str):
+    """An exclusive, non-blocking lock next to the state file: two sweeps never overlap."""
+    path = Path(f"{state_path}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise InputError(f"another sweep is running (lock held by {holder}); try again when it ends",
+                             str(path)) from exc
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclass
+class SweepResult:
+    batch: BatchResult = field(default_factory=BatchResult)
+    per_source: list[tuple[str, BatchResult | None, str]] = field(default_factory=list)  # name, batch, error
+    changes: list[dict] = field(default_factory=list)
+
+
+def run(cfg: Config, progress=None, keep_curves: bool = False) -> SweepResult:
+    """Label every source; one failing source is recorded and the others go on."""
+    out = SweepResult()
+    for src in cfg.sources:
+        try:
+            batch = label(_backend(src), keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
+                          force=cfg.force, progress=progress, keep_curves=keep_curves)
+        except (ConnectorError, MissingExtraError) as exc:
+            out.per_source.append((src.name, None, f"{cfg.path}: source {src.name!r}: {exc}"))
+            continue
+        out.per_source.append((src.name, batch, ""))
+        out.batch.results.extend(batch.results)
+    out.changes = _changes(cfg.state, out)
+    return out
+
+
+def _changes(state_path: str, result: SweepResult) -> list[dict]:
+    """Compare with the previous sweep's regimes, save the new ones (atomically)."""
+    path = Path(state_path)
+    try:
+        before = json.loads(path.read_text(encoding="utf-8")).get("runs", {})
+    except (FileNotFoundError, ValueError):
+        before = {}
+    now = dict(before)
+    changes = []
+    for name, batch, _ in result.per_source:
+        if batch is None:
+            continue  # an unreachable source keeps its last known regimes
+        for r in batch.results:
+            if r.diagnosis is None:
+                continue
+            key = f"{name}/{r.ref.run_id}"
+            old = before.get(key, {}).get("regime")
+            if old != r.diagnosis.regime:
+                changes.append({"source": name, "run_id": r.ref.run_id, "run_name": r.ref.run_name,
+                                "before": old, "after": r.diagnosis.regime, "url": r.ref.url})
+            now[key] = {"regime": r.diagnosis.regime, "run_name": r.ref.run_name}
+    rank = {k: i for i, k in enumerate(ALARMING)}
+    changes.sort(key=lambda c: (rank.get(c["after"], len(ALARMING)), c["source"], c["run_name"]))
+    atomic_write(str(path), json.dumps({"runs": now}, indent=1, sort_keys=True) + "\n")
+    return changes
