@@ -144,3 +144,13 @@ def test_missing_and_broken_configuration(tmp_path, capsys, monkeypatch):
     bad = config(tmp_path, "write = [")
     code, _, err = run_cli(["sweep", "-c", str(bad)], capsys)
     assert code == 2 and str(bad) in err and "TOML" in err
+
+
+def test_shipped_example_configuration_is_valid():
+    from pathlib import Path
+
+    from tracker_diag.sweep import load
+
+    cfg = load(Path(__file__).resolve().parents[1] / "scripts" / "tracker-diag.example.toml")
+    assert cfg.errors == [] and [s.name for s in cfg.sources] == ["local", "team-server"]
+    assert cfg.sources[1].keys == {"test_loss": "val/loss"} and cfg.fail_on == ("diverging",)
