@@ -86,9 +86,13 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
             progress(r)
 
     for page in _chunks(backend.list_runs(), page_size):
-        todo = []
+        todo, current = [], set()
         for ref in page:
             if not force and is_current(ref):
+                if keep_curves:  # a report wants the curves: read them, but write nothing
+                    current.add(ref.run_id)
+                    todo.append(ref)
+                    continue
                 record(RunResult(ref, Diagnosis(ref.tags["diag_regime"], flags=tuple(
                     f for f in ref.tags.get("diag_flags", "").split(",") if f)), "unchanged", skipped=True))
             else:
@@ -104,7 +108,9 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                 if ref.status == "RUNNING":  # still training: the label may change
                     diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
                 curves = {r: downsample(*hist[k]) for r, k in diag.keys.items() if k in hist} if keep_curves else {}
-                if write:
+                if ref.run_id in current:
+                    record(RunResult(ref, diag, "unchanged", skipped=True, curves=curves))
+                elif write:
                     analysed.append((ref, diag, curves))
                 else:
                     record(RunResult(ref, diag, "dry-run", curves=curves))

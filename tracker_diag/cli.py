@@ -243,6 +243,57 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
                      fail_on=fail_on, quiet=quiet, footer=footer, html_path=html_path))
 
 
+@cli.command(name="report")
+@click.argument("json_report", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "sources", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="The metric file(s) the report was made from (tracker-diag diagnose).")
+@click.option("--tracking-uri", metavar="URI", help="The MLflow store the report was made from (tracker-diag label).")
+@click.option("--output", "-o", default="tracker-diag-report.html", show_default=True, metavar="PATH.html")
+def report_cmd(json_report, sources, tracking_uri, output):
+    """Render the HTML report of a saved JSON report, with the curves read again from its source.
+
+    \b
+    Examples:
+      tracker-diag report labels.json --tracking-uri sqlite:///mlflow.db -o labels.html
+      tracker-diag report diag.json --source samples/runs.csv
+    """
+    import json
+
+    from tracker_diag.analyze import downsample
+    from tracker_diag.batch import RunResult
+
+    try:
+        with open(json_report, encoding="utf-8") as fh:
+            batch = report.from_json(json.load(fh))
+    except (ValueError, KeyError, TypeError) as exc:
+        click.echo(f"error: {json_report}: not a tracker-diag JSON report ({exc})", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        if sources:
+            from tracker_diag.files import FileBackend
+
+            backend = FileBackend(list(sources))
+        else:
+            from tracker_diag.connectors.mlflow import MlflowBackend
+
+            backend = MlflowBackend(tracking_uri, all_experiments=True)
+        keys = {r.ref.run_id: list(r.diagnosis.keys.values()) for r in batch.results if r.diagnosis}
+        hist = {ref.run_id: h for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys], keys)}
+    except (ConnectorError, InputError, MissingExtraError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyError as exc:
+        click.echo(f"error: run {exc} of the report is not in the given source", err=True)
+        sys.exit(EXIT_USAGE)
+    batch.results[:] = [
+        RunResult(r.ref, r.diagnosis, r.action, r.skipped, r.error,
+                  {role: downsample(*hist[r.ref.run_id][k]) for role, k in r.diagnosis.keys.items()
+                   if k in hist.get(r.ref.run_id, {})} if r.diagnosis else {})
+        for r in batch.results]
+    report.write_html(batch, output, f"tracker-diag · {json_report}")
+    click.echo(f"HTML report: {output} ({len(batch.results)} runs)")
+
+
 @cli.command()
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="tracker-diag.toml, or a pyproject.toml with [tool.tracker-diag]. "

@@ -215,3 +215,23 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report") -> str:
 
 def write_html(batch: BatchResult, path: str, title: str = "tracker-diag report") -> None:
     atomic_write(path, render_html(batch, title))
+
+
+def from_json(rep: dict) -> BatchResult:
+    """A saved JSON report back into results (curves are fetched again from the source)."""
+    from tracker_diag.batch import RunResult
+    from tracker_diag.model import Diagnosis, RunRef
+
+    if rep.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"schema_version {rep.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    out = BatchResult()
+    for r in rep["runs"]:
+        ref = RunRef(run_id=r["run_id"], run_name=r.get("run_name") or "", source=r.get("source", "file"),
+                     experiment=r.get("experiment", ""), url=r.get("url", ""))
+        diag = None
+        if r.get("regime") in REGIMES:
+            diag = Diagnosis(r["regime"], acc_gap=r.get("acc_gap"), best_step=r.get("best_step"),
+                             onset_step=r.get("onset_step"), flags=tuple(r.get("flags", ())),
+                             reasons=tuple(r.get("reasons", ())), keys=dict(r.get("keys", {})))
+        out.results.append(RunResult(ref, diag, r.get("action", "dry-run"), error=r.get("error", "")))
+    return out
