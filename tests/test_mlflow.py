@@ -312,3 +312,33 @@ def test_hyperparameters_reach_the_report(store, capsys, tmp_path, filtered):
     hp = json.loads((tmp_path / "r.json").read_text())["hyperparameters"]
     assert code == 0 and "lr = 3: 4 of 4 runs diverging" in out
     assert {f["text"] for f in hp["findings"]} >= {"lr = 3: 4 of 4 runs diverging", "lr = 0.001: 4 of 4 runs learning"}
+
+
+def test_attach_plots_uploads_only_when_the_diagnosis_changed(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the sqlite store's artifacts go to ./mlruns
+    uri = f"sqlite:///{tmp_path}/a.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("plots")
+    ids = [log_run(client, exp, k) for k in ("learning", "overfitting")]
+    argv = ["label", "mlflow", "--tracking-uri", uri, "-e", "plots", "--write", "--attach-plots", "-q"]
+    assert run_cli(argv, capsys)[0] == 0
+    stamps = {}
+    for rid in ids:
+        arts = [a.path for a in client.list_artifacts(rid, "tracker_diag")]
+        assert arts == ["tracker_diag/diagnosis.png"]
+        local = client.download_artifacts(rid, "tracker_diag/diagnosis.png", str(tmp_path / rid))
+        data = open(local, "rb").read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+        stamps[rid] = data
+    # unchanged runs: no upload (the stored PNG is byte-identical and no second file appears)
+    assert run_cli(argv, capsys)[0] == 0
+    for rid in ids:
+        assert [a.path for a in client.list_artifacts(rid, "tracker_diag")] == ["tracker_diag/diagnosis.png"]
+    # new data changes the diagnosis of one run: only that plot is uploaded again
+    client.log_batch(ids[0], metrics=[Metric("val_loss", 3.0 + i, 10_000 + i, 100 + i) for i in range(30)])
+    before = {rid: os.stat(next((tmp_path / "mlruns").rglob(f"{rid}/artifacts/tracker_diag/diagnosis.png"))).st_mtime_ns
+              for rid in ids}
+    assert run_cli(argv, capsys)[0] == 0
+    after = {rid: os.stat(next((tmp_path / "mlruns").rglob(f"{rid}/artifacts/tracker_diag/diagnosis.png"))).st_mtime_ns
+             for rid in ids}
+    assert after[ids[0]] != before[ids[0]] and after[ids[1]] == before[ids[1]]

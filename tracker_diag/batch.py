@@ -32,8 +32,12 @@ class Backend(Protocol):
         May raise ConnectorError for the whole batch; yields runs in any order.
         """
 
-    def write(self, run: RunRef, diagnosis: Diagnosis) -> str:
-        """Write the diagnosis back; 'written' or 'unchanged'. Raises ConnectorError."""
+    def write(self, run: RunRef, diagnosis: Diagnosis, plot: Callable[[], bytes] | None = None) -> str:
+        """Write the diagnosis back; 'written' or 'unchanged'. Raises ConnectorError.
+
+        ``plot`` renders the diagnosis PNG; it is called and attached only when something
+        changed, before the tags, so a failed upload leaves the run as it was.
+        """
 
 
 @dataclass
@@ -73,11 +77,14 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
 
 def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
           write: bool = False, force: bool = False, page_size: int = 200, write_workers: int = 4,
-          progress: Callable[[RunResult], None] | None = None, keep_curves: bool = False) -> BatchResult:
+          progress: Callable[[RunResult], None] | None = None, keep_curves: bool = False,
+          attach_plots: bool = False) -> BatchResult:
     """Label every run the backend lists; streams ``page_size`` runs at a time.
 
-    ``keep_curves`` keeps each analysed run's curves, downsampled, for the HTML report.
+    ``keep_curves`` keeps each analysed run's curves, downsampled, for the HTML report;
+    ``attach_plots`` uploads a diagnosis plot to each run whose diagnosis changed.
     """
+    keep_curves = keep_curves or attach_plots
     out = BatchResult()
 
     def record(r: RunResult):
@@ -125,8 +132,14 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
 
         def put(item):
             ref, diag, curves = item
+            plot = None
+            if attach_plots:
+                from tracker_diag.plots import plot_png
+
+                def plot():
+                    return plot_png(ref.run_name or ref.run_id, diag, curves)
             try:
-                return RunResult(ref, diag, backend.write(ref, diag), curves=curves)
+                return RunResult(ref, diag, backend.write(ref, diag, plot), curves=curves)
             except ConnectorError as exc:
                 return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
 

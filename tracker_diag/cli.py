@@ -206,11 +206,13 @@ def label_group():
 @click.option("--include-running", is_flag=True, help="Also label RUNNING runs (marked provisional).")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
+@click.option("--attach-plots", is_flag=True,
+              help="With --write: upload each changed run's diagnosis plot as tracker_diag/diagnosis.png.")
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 32),
               help="Parallel reads and writes (bounded; a tracking server is not flooded).")
 @common_options
 def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, include_running, write, force,
-                 workers, keys, gap_threshold, json_path, html_path, fail_on, quiet):
+                 attach_plots, workers, keys, gap_threshold, json_path, html_path, fail_on, quiet):
     """Label the runs of MLflow experiments and (with --write) tag them.
 
     Writes the tags diag_regime, diag_acc_gap, diag_best_step, diag_flags, diag_version,
@@ -232,7 +234,7 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
                                 filter_string=filter_string, include_running=include_running, workers=workers)
         with _progress(not quiet, "labelling" if write else "dry run") as tick:
             batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
-                          write_workers=workers, keep_curves=bool(html_path))
+                          write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
     except (ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -12,6 +12,7 @@ from tracker_diag import __version__
 from tracker_diag.batch import BatchResult
 from tracker_diag.model import REGIMES
 from tracker_diag.params import regime_table
+from tracker_diag.plots import COLOURS
 
 SCHEMA_VERSION = 1
 
@@ -70,8 +71,6 @@ def atomic_write(path: str, text: str) -> None:
 
 # --- HTML ---------------------------------------------------------------------------------------
 
-COLOURS = {"learning": "#2e7d32", "overfitting": "#e65100", "data_issue": "#8e24aa", "plateau": "#0277bd",
-           "diverging": "#c62828", "insufficient_data": "#757575"}
 _W, _H, _PAD = 260, 90, 4
 
 

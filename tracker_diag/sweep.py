@@ -3,6 +3,7 @@
 Configuration (``tracker-diag.toml``, or ``[tool.tracker-diag]`` in a pyproject.toml)::
 
     write = true                      # default false: a dry run
+    attach-plots = true               # upload each changed run's diagnosis plot
     fail-on = ["diverging"]
     gap-threshold = 0.2
     report = "reports/nightly.html"   # optional
@@ -37,7 +38,7 @@ from tracker_diag.keys import ROLES
 from tracker_diag.model import REGIMES, Thresholds
 from tracker_diag.report import atomic_write
 
-_TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force"}
+_TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force", "attach-plots"}
 _SOURCE = {"mlflow": {"name", "type", "tracking-uri", "experiments", "all-experiments", "filter",
                       "include-running", "keys", "workers"},
            "wandb": {"name", "type", "project", "filter", "keys", "include-running"}}
@@ -57,6 +58,7 @@ class Config:
     path: Path
     write: bool = False
     force: bool = False
+    attach_plots: bool = False
     fail_on: tuple[str, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
     report: str | None = None
@@ -97,6 +99,7 @@ def load(path: str | Path) -> Config:
         err.append(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_TOP))})")
     cfg.write = bool(data.get("write", False))
     cfg.force = bool(data.get("force", False))
+    cfg.attach_plots = bool(data.get("attach-plots", False))
     fail_on = data.get("fail-on", [])
     fail_on = [fail_on] if isinstance(fail_on, str) else fail_on
     bad = [r for r in fail_on if r not in REGIMES]
@@ -195,7 +198,8 @@ def run(cfg: Config, progress=None, keep_curves: bool = False) -> SweepResult:
     for src in cfg.sources:
         try:
             batch = label(_backend(src), keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
-                          force=cfg.force, progress=progress, keep_curves=keep_curves)
+                          force=cfg.force, progress=progress, keep_curves=keep_curves,
+                          attach_plots=cfg.attach_plots and cfg.write)
         except (ConnectorError, MissingExtraError) as exc:
             out.per_source.append((src.name, None, f"{cfg.path}: source {src.name!r}: {exc}"))
             continue

@@ -72,6 +72,7 @@ def _schema_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 NOTE_TAG = "mlflow.note.content"
+PLOT_DIR = "tracker_diag"  # the run's artifact tracker_diag/diagnosis.png
 PAGE = 1000  # search_runs' own maximum page size
 BULK_RUNS, BULK_ROWS = 100, 25_000  # get-history-bulk limits (mlflow/server/handlers.py)
 _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -383,7 +384,7 @@ class MlflowBackend:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def write(self, run: RunRef, diagnosis: Diagnosis) -> str:
+    def write(self, run: RunRef, diagnosis: Diagnosis, plot=None) -> str:
         """One log_batch with what changed against the listing's snapshot; 'written' or 'unchanged'.
 
         MLflow sets tags key by key, so no re-read is needed: only the description is a
@@ -406,6 +407,8 @@ class MlflowBackend:
         ts = int(time.time() * 1000)
         metrics = [entities.Metric("diag_acc_gap", float(gap), ts, 0)] if metric_stale else []
         try:
+            if plot is not None:  # first: a failed upload leaves the run as it was
+                self._attach(run.run_id, plot())
             self.client.log_batch(run.run_id, metrics=metrics,
                                   tags=[entities.RunTag(k, v) for k, v in changed.items()])
             for key in stale:
@@ -413,6 +416,19 @@ class MlflowBackend:
         except _mlflow_error() as exc:
             raise ConnectorError(f"writing to run {run.run_id} failed: {exc.message}", run.run_id) from exc
         return "written"
+
+
+    def _attach(self, run_id: str, png: bytes) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="tracker-diag-") as tmp:
+            path = os.path.join(tmp, "diagnosis.png")
+            with open(path, "wb") as fh:
+                fh.write(png)
+            try:
+                self.client.log_artifact(run_id, path, artifact_path=PLOT_DIR)
+            except OSError as exc:
+                raise ConnectorError(f"uploading the plot of run {run_id} failed: {exc}", run_id) from exc
 
 
 def _chunked(items: list, size: int) -> Iterator[list]:
