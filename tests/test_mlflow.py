@@ -322,14 +322,13 @@ def test_attach_plots_uploads_only_when_the_diagnosis_changed(tmp_path, monkeypa
     ids = [log_run(client, exp, k) for k in ("learning", "overfitting")]
     argv = ["label", "mlflow", "--tracking-uri", uri, "-e", "plots", "--write", "--attach-plots", "-q"]
     assert run_cli(argv, capsys)[0] == 0
-    stamps = {}
     for rid in ids:
         arts = [a.path for a in client.list_artifacts(rid, "tracker_diag")]
         assert arts == ["tracker_diag/diagnosis.png"]
         local = client.download_artifacts(rid, "tracker_diag/diagnosis.png", str(tmp_path / rid))
-        data = open(local, "rb").read()
+        with open(local, "rb") as fh:
+            data = fh.read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
-        stamps[rid] = data
     # unchanged runs: no upload (the stored PNG is byte-identical and no second file appears)
     assert run_cli(argv, capsys)[0] == 0
     for rid in ids:
