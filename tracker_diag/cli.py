@@ -156,12 +156,14 @@ def cli():
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @common_options
 def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
-    """Diagnose runs from long-format files (CSV, TSV, parquet, JSON lines).
+    """Diagnose runs from long-format files (CSV, TSV, parquet, JSON lines) or W&B offline runs.
 
     Columns: run_id (or run_name), key, step, value; an optional timestamp is ignored.
+    A directory (wandb/offline-run-*) or a .wandb file is read as a W&B offline run;
+    a truncated one gives what was written before the damage, and a warning.
 
     \b
     Examples:
@@ -169,6 +171,7 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
       tracker-diag diagnose a.parquet b.csv --json - --fail-on overfitting,diverging
       tracker-diag diagnose samples/runs.csv --report report.html
       tracker-diag diagnose runs.csv --keys train_loss=loss,test_loss=val_loss
+      tracker-diag diagnose wandb/offline-run-*
     """
     from tracker_diag.files import FileBackend
 
@@ -178,6 +181,8 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
     except (InputError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    for line in backend.warnings:
+        click.echo(f"warning: {line}", err=True)
     with _progress(not quiet, "analysing") as tick:
         batch = label(backend, keys=keys, thresholds=th, progress=tick, keep_curves=bool(html_path))
     sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet,

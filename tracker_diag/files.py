@@ -1,4 +1,5 @@
-"""Read long-format metric files (CSV, parquet, JSON lines): ``run_id, key, step, value``."""
+"""Read long-format metric files (CSV, parquet, JSON lines: ``run_id, key, step, value``)
+and W&B offline runs."""
 
 from __future__ import annotations
 
@@ -80,11 +81,21 @@ class FileBackend:
         from tracker_diag.analyze import split_runs
 
         self.paths = paths
-        frames = [read_long(p) for p in paths]
+        self.warnings: list[str] = []
+        frames = [self._read(p) for p in paths]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "run_name"])
         names = frame.drop_duplicates("run_id").set_index("run_id")["run_name"].to_dict()
         self._runs = [(rid, names.get(rid, rid), hist) for rid, hist in split_runs(frame)]
         self._hist = {rid: hist for rid, _, hist in self._runs}
+
+    def _read(self, path: str) -> pd.DataFrame:
+        """A long-format file, or a W&B offline run (directory or .wandb file)."""
+        p = Path(path)
+        if p.is_dir() or p.suffix == ".wandb":
+            from tracker_diag.connectors.wandb import offline_frame
+
+            return offline_frame([path], self.warnings)
+        return read_long(path)
 
     def list_runs(self) -> Iterator[RunRef]:
         for rid, name, hist in self._runs:

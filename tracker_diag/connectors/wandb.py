@@ -1,0 +1,156 @@
+"""W&B: offline run files (``wandb/offline-run-*/run-*.wandb``). The only wandb importer.
+
+wandb 0.30+ ships no reader for its ``.wandb`` files, so this is one. The format is the
+LevelDB log format behind a 7-byte header (``:W&B``, magic 0xBEE1, version 0): 32 KiB
+blocks of records, each ``crc32 (4) | length (2) | type (1) | data``, where type is FULL,
+FIRST, MIDDLE or LAST and the CRC is zlib's crc32 of the data seeded with the type byte.
+A record's data is a protobuf ``Record`` (wandb/proto/wandb_internal.proto); history
+records carry JSON values by key. A truncated or corrupt file yields the records before
+the damage and a warning, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracker_diag.errors import InputError, MissingExtraError
+
+HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+BLOCK = 32 * 1024
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+_REC = struct.Struct("<IHB")
+_SEED = {t: zlib.crc32(bytes([t])) for t in (FULL, FIRST, MIDDLE, LAST)}
+
+
+def _pb():
+    try:
+        from wandb.proto import wandb_internal_pb2
+    except ImportError as exc:
+        raise MissingExtraError("wandb", "wandb") from exc
+    return wandb_internal_pb2
+
+
+def records(path: str | Path, warnings: list[str]) -> Iterator[bytes]:
+    """The raw records of a .wandb file; damage ends the stream with a warning."""
+    data = Path(path).read_bytes()
+    if not data.startswith(HEADER[:4]):
+        raise InputError("not a W&B run file (no ':W&B' header)", str(path))
+    if data[4:7] != HEADER[4:7]:
+        raise InputError(f"unsupported W&B run file version {data[4:7].hex()}", str(path))
+    pos, parts = len(HEADER), []
+    while pos < len(data):
+        left = BLOCK - pos % BLOCK
+        if left < _REC.size:  # block trailer: zero padding
+            pos += left
+            continue
+        if pos + _REC.size > len(data):
+            warnings.append(f"{path}: truncated record header at byte {pos}; kept what came before")
+            return
+        crc, length, kind = _REC.unpack_from(data, pos)
+        if crc == 0 and length == 0 and kind == 0:  # preallocated zeros at the end of a live file
+            return
+        body = data[pos + _REC.size: pos + _REC.size + length]
+        if len(body) < length or length > left - _REC.size:
+            warnings.append(f"{path}: truncated at byte {pos} (record of {length} bytes); kept what came before")
+            return
+        if kind not in _SEED or zlib.crc32(body, _SEED[kind]) != crc:
+            warnings.append(f"{path}: corrupt record at byte {pos} (checksum mismatch); kept what came before")
+            return
+        pos += _REC.size + length
+        if kind == FULL:
+            yield body
+        elif kind == FIRST:
+            parts = [body]
+        elif kind == MIDDLE and parts:
+            parts.append(body)
+        elif kind == LAST and parts:
+            parts.append(body)
+            yield b"".join(parts)
+            parts = []
+        else:
+            warnings.append(f"{path}: record fragment out of order at byte {pos}; kept what came before")
+            return
+
+
+@dataclass
+class OfflineRun:
+    run_id: str
+    run_name: str
+    path: str
+    rows: list[tuple[str, float, float]] = field(default_factory=list)  # key, step, value
+    config: dict = field(default_factory=dict)
+
+
+def _number(raw: str) -> float | None:
+    try:
+        v = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None  # images, tables, strings: not a learning curve
+    return float(v)
+
+
+def read_offline_run(path: str | Path, warnings: list[str]) -> OfflineRun:
+    """One run from a .wandb file or an offline-run directory."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.wandb"))
+        if not files:
+            raise InputError("no .wandb file in this directory", str(path))
+        path = files[0]
+    pb = _pb()
+    run = OfflineRun(run_id=path.stem.removeprefix("run-"), run_name="", path=str(path))
+    for raw in records(path, warnings):
+        rec = pb.Record()
+        try:
+            rec.ParseFromString(raw)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError has no stable import path
+            warnings.append(f"{path}: undecodable record ({type(exc).__name__}); kept what came before")
+            break
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            run.run_id = rec.run.run_id or run.run_id
+            run.run_name = rec.run.display_name or run.run_name
+            for item in rec.run.config.update:
+                key = item.key or "/".join(item.nested_key)
+                try:
+                    run.config[key] = json.loads(item.value_json)
+                except ValueError:
+                    run.config[key] = item.value_json
+        elif kind == "history":
+            step = rec.history.step.num
+            for item in rec.history.item:
+                key = item.key or "/".join(item.nested_key)
+                if key == "_step" or key.startswith("_"):
+                    continue
+                v = _number(item.value_json)
+                if v is not None:
+                    run.rows.append((key, float(step), v))
+    run.run_name = run.run_name or run.run_id
+    return run
+
+
+def offline_frame(paths: list[str], warnings: list[str]):
+    """Long-format frame (run_id, run_name, key, step, value) of offline runs."""
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        run = read_offline_run(p, warnings)
+        if not run.rows:
+            warnings.append(f"{run.path}: no numeric history")
+        f = pd.DataFrame(run.rows, columns=["key", "step", "value"])
+        f.insert(0, "run_name", run.run_name)
+        f.insert(0, "run_id", run.run_id)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["run_id", "run_name", "key", "step", "value"])
+
+
+__all__ = ["OfflineRun", "offline_frame", "read_offline_run", "records"]
