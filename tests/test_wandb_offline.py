@@ -44,7 +44,9 @@ def corpus_runs(tmp_path_factory, corpus):
         for key, step, value in r.frame[["key", "step", "value"]].itertuples(index=False):
             rows.setdefault(int(step), {})[key] = float(value)  # NaN/inf travel as JSON NaN/Infinity
         runs.append({"name": r.run_name, "lr": r.params["lr"], "rows": rows})
-    return write_offline(tmp, runs)
+    dirs = write_offline(tmp, runs)
+    by_name = {read_offline_run(d, []).run_name: d for d in dirs}
+    return [by_name[r.run_name] for r in corpus[:8]]  # in corpus order (dir names sort by time, then at random)
 
 
 def test_same_regimes_from_a_file_mlflow_and_wandb(corpus, corpus_runs, tmp_path):
