@@ -3,18 +3,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 
-from tracker_diag.cli import main
 from tracker_diag.samples import long_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture
@@ -26,7 +21,7 @@ def corpus_csv(tmp_path, corpus):
 
 def test_json_report_follows_the_schema(corpus_csv, corpus, tmp_path, capsys):
     out = tmp_path / "r" / "report.json"
-    code, stdout, _ = run(["diagnose", str(corpus_csv), "--json", str(out)], capsys)
+    code, stdout, _ = run_cli(["diagnose", str(corpus_csv), "--json", str(out)], capsys)
     assert code == 0
     rep = json.loads(out.read_text())
     assert rep["schema_version"] == 1 and rep["tool_version"]
@@ -44,15 +39,15 @@ def test_json_report_follows_the_schema(corpus_csv, corpus, tmp_path, capsys):
 
 
 def test_json_to_stdout_is_pure_json(corpus_csv, capsys):
-    code, stdout, stderr = run(["diagnose", str(corpus_csv), "--json", "-"], capsys)
+    code, stdout, stderr = run_cli(["diagnose", str(corpus_csv), "--json", "-"], capsys)
     assert code == 0 and json.loads(stdout)["summary"]["runs"] == 16
     assert "16 runs" in stderr
 
 
 def test_fail_on_sets_exit_code_3(corpus_csv, capsys):
-    code, _, err = run(["diagnose", str(corpus_csv), "--fail-on", "diverging", "-q"], capsys)
+    code, _, err = run_cli(["diagnose", str(corpus_csv), "--fail-on", "diverging", "-q"], capsys)
     assert code == 3 and "diverging" in err
-    code, _, _ = run(["diagnose", str(corpus_csv), "--fail-on", "learning", "-q"], capsys)
+    code, _, _ = run_cli(["diagnose", str(corpus_csv), "--fail-on", "learning", "-q"], capsys)
     assert code == 3
 
 
@@ -64,7 +59,7 @@ def test_fail_on_absent_regime_exits_0(tmp_path, capsys):
            [("r1", "val_loss", s, 2.1 * np.exp(-s / 90)) for s in steps]
     p = tmp_path / "one.jsonl"
     pd.DataFrame(rows, columns=["run_id", "key", "step", "value"]).to_json(p, orient="records", lines=True)
-    code, stdout, _ = run(["diagnose", str(p), "--fail-on", "overfitting,diverging"], capsys)
+    code, stdout, _ = run_cli(["diagnose", str(p), "--fail-on", "overfitting,diverging"], capsys)
     assert code == 0 and "learning" in stdout
 
 
@@ -72,7 +67,7 @@ def test_parquet_and_run_name_only(tmp_path, corpus, capsys):
     frame = long_frame(corpus[:4])[["run_name", "key", "step", "value"]]
     p = tmp_path / "runs.parquet"
     frame.to_parquet(p)
-    code, _, _ = run(["diagnose", str(p), "--json", str(tmp_path / "o.json"), "-q"], capsys)
+    code, _, _ = run_cli(["diagnose", str(p), "--json", str(tmp_path / "o.json"), "-q"], capsys)
     rep = json.loads((tmp_path / "o.json").read_text())
     assert code == 0 and {r["run_id"] for r in rep["runs"]} == {r.run_name for r in corpus[:4]}
 
@@ -81,7 +76,7 @@ def test_keys_override_is_used_and_reported(tmp_path, capsys):
     rows = [("r", k, s, v) for s in range(30) for k, v in (("a", 2 - s / 20), ("b", 2.1 - s / 25))]
     p = tmp_path / "x.csv"
     pd.DataFrame(rows, columns=["run_id", "key", "step", "value"]).to_csv(p, index=False)
-    _code, stdout, _ = run(["diagnose", str(p), "--keys", "train_loss=a,test_loss=b", "--json", "-"], capsys)
+    _code, stdout, _ = run_cli(["diagnose", str(p), "--keys", "train_loss=a,test_loss=b", "--json", "-"], capsys)
     rep = json.loads(stdout)
     assert rep["runs"][0]["keys"] == {"train_loss": "a", "test_loss": "b"}
     assert rep["runs"][0]["regime"] == "learning"
@@ -97,35 +92,35 @@ def test_keys_override_is_used_and_reported(tmp_path, capsys):
 def test_malformed_files_get_one_line_and_exit_2(tmp_path, capsys, content, name, message):
     p = tmp_path / name
     p.write_text(content)
-    code, _, err = run(["diagnose", str(p)], capsys)
+    code, _, err = run_cli(["diagnose", str(p)], capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(p) in lines[0] and message in lines[0]
 
 
 def test_missing_file_and_bad_options_exit_2(tmp_path, capsys):
-    assert run(["diagnose", str(tmp_path / "nope.csv")], capsys)[0] == 2
-    assert run(["diagnose", str(ROOT / "samples/runs.csv"), "--fail-on", "bogus"], capsys)[0] == 2
-    assert run(["diagnose", str(ROOT / "samples/runs.csv"), "--keys", "loss"], capsys)[0] == 2
-    assert run(["diagnose", str(ROOT / "samples/runs.csv"), "--gap-threshold", "7"], capsys)[0] == 2
+    assert run_cli(["diagnose", str(tmp_path / "nope.csv")], capsys)[0] == 2
+    assert run_cli(["diagnose", str(ROOT / "samples/runs.csv"), "--fail-on", "bogus"], capsys)[0] == 2
+    assert run_cli(["diagnose", str(ROOT / "samples/runs.csv"), "--keys", "loss"], capsys)[0] == 2
+    assert run_cli(["diagnose", str(ROOT / "samples/runs.csv"), "--gap-threshold", "7"], capsys)[0] == 2
 
 
 def test_words_and_nan_in_values_are_labels_not_crashes(tmp_path, capsys):
     p = tmp_path / "w.csv"
     p.write_text("run_id,key,step,value\n" + "".join(f"r,loss,{i},{'oops' if i % 7 == 0 else 'nan'}\n"
                                                      for i in range(20)))
-    code, stdout, _ = run(["diagnose", str(p), "--json", "-"], capsys)
+    code, stdout, _ = run_cli(["diagnose", str(p), "--json", "-"], capsys)
     assert code == 0 and json.loads(stdout)["runs"][0]["regime"] == "insufficient_data"
 
 
 def test_shipped_sample_file_works(capsys):
-    code, stdout, _ = run(["diagnose", str(ROOT / "samples/runs.csv")], capsys)
+    code, stdout, _ = run_cli(["diagnose", str(ROOT / "samples/runs.csv")], capsys)
     assert code == 0 and "overfitting" in stdout and "diverging" in stdout
 
 
 @pytest.mark.parametrize("argv", [[], ["diagnose"], ["label"], ["label", "mlflow"], ["demo"]])
 def test_every_command_has_help_with_an_example(argv, capsys):
-    code, stdout, _ = run(argv + ["--help"], capsys)
+    code, stdout, _ = run_cli(argv + ["--help"], capsys)
     assert code == 0 and "Example" in stdout and "tracker-diag" in stdout
 
 

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.entities import Metric
@@ -16,17 +17,11 @@ from mlflow.tracking import MlflowClient
 from mlflow_helpers import log_run
 
 from tracker_diag.batch import label
-from tracker_diag.cli import main
 from tracker_diag.connectors.mlflow import MlflowBackend
 
 EXP = "diag-test"
 
 
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture
@@ -144,6 +139,11 @@ def test_nan_inf_no_metrics_deleted_and_running_runs(store):
     res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP], include_running=True),
                                           write=True).results}
     assert "provisional" in res[running].diagnosis.flags
+    assert "provisional" in client.get_run(running).data.tags["diag_flags"]
+    client.set_terminated(running, "FINISHED")  # finished without new metrics: relabelled, no longer provisional
+    res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP]), write=True).results}
+    assert not res[running].skipped and res[running].action == "written"
+    assert "provisional" not in client.get_run(running).data.tags["diag_flags"]
 
 
 def test_write_to_a_run_deleted_mid_batch_fails_alone(store):

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from tracker_diag.batch import label
 from tracker_diag.files import FileBackend
@@ -83,28 +84,19 @@ def test_in_headless_chromium(batch, tmp_path):
     assert shot.returncode == 0 and (ARTIFACTS / "report.png").stat().st_size > 10_000
 
 
-def _run(argv, capsys):
-    from tracker_diag.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 def test_report_command_rebuilds_the_page_from_json_and_source(tmp_path, capsys, corpus):
     src = tmp_path / "runs.csv"
     long_frame(corpus)[["run_id", "run_name", "key", "step", "value"]].to_csv(src, index=False)
-    assert _run(["diagnose", str(src), "--json", str(tmp_path / "d.json"), "--report", str(tmp_path / "a.html"),
+    assert run_cli(["diagnose", str(src), "--json", str(tmp_path / "d.json"), "--report", str(tmp_path / "a.html"),
                  "-q"], capsys)[0] == 0
-    code, out, _ = _run(["report", str(tmp_path / "d.json"), "--source", str(src), "-o", str(tmp_path / "b.html")],
+    code, out, _ = run_cli(["report", str(tmp_path / "d.json"), "--source", str(src), "-o", str(tmp_path / "b.html")],
                         capsys)
     assert code == 0 and "16 runs" in out
     a, b = (tmp_path / "a.html").read_text(), (tmp_path / "b.html").read_text()
     assert b.count("<svg") == a.count("<svg") > 10
     assert re.findall(r'<polyline class="te" points="([^"]*)"', a) == re.findall(r'<polyline class="te" points="([^"]*)"', b)
     (tmp_path / "bad.json").write_text("{}")
-    assert _run(["report", str(tmp_path / "bad.json"), "--source", str(src)], capsys)[0] == 2
+    assert run_cli(["report", str(tmp_path / "bad.json"), "--source", str(src)], capsys)[0] == 2
 
 
 def test_report_of_an_incremental_mlflow_pass_still_has_every_curve(tmp_path, capsys):
@@ -117,8 +109,8 @@ def test_report_of_an_incremental_mlflow_pass_still_has_every_curve(tmp_path, ca
     for k in ("learning", "overfitting", "diverging"):
         log_run(client, exp, k)
     base = ["label", "mlflow", "--tracking-uri", uri, "-e", "r", "-q"]
-    assert _run([*base, "--write"], capsys)[0] == 0
-    code, _, _ = _run([*base, "--write", "--json", str(tmp_path / "j.json"), "--report", str(tmp_path / "m.html")],
+    assert run_cli([*base, "--write"], capsys)[0] == 0
+    code, _, _ = run_cli([*base, "--write", "--json", str(tmp_path / "j.json"), "--report", str(tmp_path / "m.html")],
                       capsys)
     rep = json.loads((tmp_path / "j.json").read_text())
     assert code == 0 and rep["summary"]["skipped"] == 3

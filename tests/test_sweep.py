@@ -4,17 +4,9 @@ import fcntl
 import json
 
 import pytest
+from helpers import run_cli
 from mlflow.tracking import MlflowClient
 from mlflow_helpers import log_run
-
-from tracker_diag.cli import main
-
-
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def config(tmp_path, body: str, name="tracker-diag.toml"):

@@ -64,9 +64,12 @@ class BatchResult:
 
 
 def is_current(ref: RunRef) -> bool:
-    """Labelled by this analyzer version from the data the run holds now."""
+    """Labelled by this analyzer version from the data the run holds now (a provisional
+    label of a run that has since finished is not current)."""
+    provisional = "provisional" in ref.tags.get("diag_flags", "").split(",")
     return bool(ref.checked) and ref.tags.get("diag_version") == ANALYZER_VERSION \
-        and ref.tags.get("diag_checked") == ref.checked and "diag_regime" in ref.tags
+        and ref.tags.get("diag_checked") == ref.checked and "diag_regime" in ref.tags \
+        and not (provisional and ref.status != "RUNNING")
 
 
 def _chunks(it: Iterable, size: int) -> Iterator[list]:
