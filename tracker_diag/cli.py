@@ -115,7 +115,9 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
             footer: list[str] = (), html_path: str | None = None) -> int:
     if not quiet and json_path != "-":
         _print_table(batch, title)
-    if json_path:
+    if json_path == "-":
+        click.echo(report.to_json(report.build(batch)), nl=False)
+    elif json_path:
         report.write_json(report.build(batch), json_path)
     if html_path:
         report.write_html(batch, html_path, title)

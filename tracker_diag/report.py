@@ -44,13 +44,13 @@ def hyperparameters(batch: BatchResult) -> dict:
     return regime_table((r.diagnosis.regime if r.diagnosis else None, r.ref.params) for r in batch.results)
 
 
+def to_json(report: dict) -> str:
+    return json.dumps(report, indent=2, allow_nan=False, default=str) + "\n"
+
+
 def write_json(report: dict, path: str) -> None:
     """Atomically: a reader never sees half a report (temp file + os.replace)."""
-    text = json.dumps(report, indent=2, allow_nan=False, default=str) + "\n"
-    if path == "-":
-        print(text, end="")
-        return
-    atomic_write(path, text)
+    atomic_write(path, to_json(report))
 
 
 def atomic_write(path: str, text: str) -> None:
