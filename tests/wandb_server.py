@@ -1,0 +1,181 @@
+"""A W&B-compatible GraphQL test server for the real wandb SDK, on 127.0.0.1.
+
+No W&B server can run on these machines, so the tests point ``WANDB_BASE_URL`` here. The
+schema holds exactly the operations the pinned SDK sends (wandb 0.31); graphql-core
+validates every query against it, so an SDK upgrade that changes its queries fails the
+tests loudly instead of passing silently. Every request is logged for request budgets.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from graphql import build_schema, graphql_sync
+
+SDL = """
+scalar JSONString
+scalar DateTime
+
+type Query {
+  viewer: User
+  project(name: String, entityName: String): Project
+}
+
+type User {
+  id: ID!
+  entity: String
+  username: String
+  email: String
+  flags: JSONString
+  name: String
+  teams: EntityConnection
+}
+
+type EntityConnection { edges: [EntityEdge!]! }
+type EntityEdge { node: Entity }
+type Entity { name: String! }
+
+type Project {
+  id: ID!
+  internalId: ID!
+  name: String!
+  readOnly: Boolean
+  runCount(filters: JSONString): Int!
+  runs(filters: JSONString, after: String, first: Int, order: String): RunConnection
+}
+
+type RunConnection { edges: [RunEdge!]!, pageInfo: PageInfo! }
+type RunEdge { node: Run, cursor: String! }
+type PageInfo { endCursor: String, hasNextPage: Boolean! }
+
+type Run {
+  id: ID!
+  projectId: ID!
+  name: String!
+  displayName: String
+  tags: [String!]!
+  sweepName: String
+  state: String
+  config: JSONString
+  group: String
+  jobType: String
+  commit: String
+  readOnly: Boolean
+  createdAt: DateTime
+  heartbeatAt: DateTime
+  description: String
+  notes: String
+  systemMetrics: JSONString
+  summaryMetrics: JSONString
+  historyLineCount: Int
+  historyKeys: JSONString
+  user: User
+}
+"""
+
+
+@dataclass
+class StoredRun:
+    name: str
+    display_name: str = ""
+    state: str = "finished"
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)  # rows as logged: {key: value, "_step": n}
+    created_at: str = "2026-11-01T00:00:00"
+    heartbeat_at: str = "2026-11-01T01:00:00"
+
+
+class WandbTestServer:
+    """``with WandbTestServer() as srv: srv.url``; runs live in ``srv.runs[(entity, project)]``."""
+
+    def __init__(self, entity: str = "ent"):
+        self.entity = entity
+        self.schema = build_schema(SDL)
+        self.runs: dict[tuple[str, str], list[StoredRun]] = {}
+        self.requests: list[dict] = []  # {"operation", "variables"}
+        self.lock = threading.Lock()
+        self._httpd = None
+
+    # -- resolvers: plain dicts, graphql-core's default resolver reads keys -------------------
+
+    def _run_dict(self, project: str, r: StoredRun) -> dict:
+        return {"id": f"run-{r.name}", "projectId": "1", "name": r.name,
+                "displayName": r.display_name or r.name, "tags": list(r.tags), "sweepName": None,
+                "state": r.state, "config": json.dumps({k: {"value": v} for k, v in r.config.items()}),
+                "group": None, "jobType": None, "commit": None, "readOnly": False, "createdAt": r.created_at,
+                "heartbeatAt": r.heartbeat_at, "description": r.notes, "notes": r.notes,
+                "systemMetrics": "{}", "summaryMetrics": json.dumps(r.summary),
+                "historyLineCount": len(r.history),
+                "historyKeys": json.dumps({"lastStep": len(r.history) - 1, "keys": {}}),
+                "user": {"id": "u1", "name": "me", "username": "me"}}
+
+    def _project(self, name: str, entity: str) -> dict | None:
+        runs = self.runs.get((entity, name))
+        if runs is None:
+            return None
+
+        def page(_info=None, filters=None, after=None, first=50, order=None):
+            start = int(after) if after else 0
+            chunk = runs[start:start + (first or 50)]
+            edges = [{"node": self._run_dict(name, r), "cursor": str(start + i + 1)} for i, r in enumerate(chunk)]
+            end = start + len(chunk)
+            return {"edges": edges, "pageInfo": {"endCursor": str(end) if chunk else after,
+                                                  "hasNextPage": end < len(runs)}}
+
+        return {"id": f"proj-{name}", "internalId": "1", "name": name, "readOnly": False,
+                "runCount": lambda _info, filters=None: len(runs), "runs": page}
+
+    def execute(self, body: dict) -> dict:
+        root = {"viewer": {"id": "u1", "entity": self.entity, "username": "me", "email": "me@example.com",
+                           "flags": "{}", "name": "me", "teams": {"edges": []}},
+                "project": lambda _info, name=None, entityName=None: self._project(name, entityName)}
+        result = graphql_sync(self.schema, body.get("query", ""), root_value=root,
+                              variable_values=body.get("variables"), operation_name=body.get("operationName") or None)
+        with self.lock:
+            self.requests.append({"operation": body.get("operationName") or _first_field(body.get("query", "")),
+                                  "variables": body.get("variables"),
+                                  "errors": [e.message for e in result.errors or []]})
+        out = {"data": result.data}
+        if result.errors:
+            out["errors"] = [{"message": e.message} for e in result.errors]
+        return out
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def __enter__(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                payload = json.dumps(server.execute(body)).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+
+def _first_field(query: str) -> str:
+    return " ".join(query.split())[:40]
