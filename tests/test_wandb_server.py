@@ -3,6 +3,7 @@
 import json
 import urllib.request
 
+import numpy as np
 import pytest
 from wandb_server import StoredRun, WandbTestServer
 
@@ -27,7 +28,7 @@ def test_real_sdk_lists_runs_one_request_per_page(wb):
     assert runs[3].tags == ["mine"] and runs[3].summary["loss"] == pytest.approx(0.3)
     ops = [q["operation"] for q in wb.requests]
     assert all(not q["errors"] for q in wb.requests), wb.requests
-    assert sum(op.startswith("#graphql query Runs") for op in ops) == 3  # 7 runs, 3 per page
+    assert ops.count("Runs") == 3  # 7 runs, 3 per page
     assert ops.count("Viewer") <= 1
 
 
@@ -39,3 +40,36 @@ def test_every_query_is_validated_against_the_schema(wb):
         answer = json.load(resp)
     assert answer["data"] is None and "notAField" in answer["errors"][0]["message"]
     assert wb.requests[-1]["errors"]
+
+
+def _curves(kind, n=40):
+    x = np.arange(n, dtype=float)
+    if kind == "learning":
+        return 2 * np.exp(-x / 80) + 0.1, 2 * np.exp(-x / 90) + 0.2
+    if kind == "overfitting":
+        return 2 * np.exp(-x / 5) + 0.01, 0.6 + 0.001 * (x - 10) ** 2
+    return np.full(n, 2.3026), np.full(n, 2.3026)
+
+
+def test_label_wandb_reads_each_key_in_one_request_per_run(wb, capsys):
+    from helpers import run_cli
+
+    kinds = {"a": "learning", "b": "overfitting", "c": "plateau"}
+    for name, kind in kinds.items():
+        train, test = _curves(kind)
+        rows = []
+        for i, (t, v) in enumerate(zip(train, test)):  # train and eval in separate log() calls
+            rows.append({"_step": 2 * i, "train/loss": float(t), "train/global_step": i})
+            rows.append({"_step": 2 * i + 1, "eval/loss": float(v), "train/global_step": i})
+        wb.runs.setdefault(("ent", "proj"), []).append(
+            StoredRun(name, summary={"train/loss": float(train[-1]), "eval/loss": float(test[-1]),
+                                     "train/global_step": 39, "_step": 79}, history=rows, config={"lr": 0.1}))
+    wb.runs[("ent", "proj")].append(StoredRun("crashed", state="crashed"))
+    code, out, _ = run_cli(["label", "wandb", "ent/proj", "--json", "-"], capsys)
+    rep = json.loads(out)
+    assert code == 0 and {r["run_id"]: r["regime"] for r in rep["runs"]} == kinds
+    assert rep["runs"][0]["keys"] == {"train_loss": "train/loss", "test_loss": "eval/loss"}
+    ops = [q["operation"] for q in wb.requests]
+    assert ops.count("RunSampledHistory") == len(kinds)  # one history request per run, every key in it
+    assert all(not q["errors"] for q in wb.requests), wb.requests
+    assert run_cli(["label", "wandb", "ent/proj", "--write"], capsys)[0] == 2

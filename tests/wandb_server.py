@@ -18,6 +18,7 @@ from graphql import build_schema, graphql_sync
 SDL = """
 scalar JSONString
 scalar DateTime
+scalar JSON
 
 type Query {
   viewer: User
@@ -45,6 +46,7 @@ type Project {
   readOnly: Boolean
   runCount(filters: JSONString): Int!
   runs(filters: JSONString, after: String, first: Int, order: String): RunConnection
+  run(name: String!): Run
 }
 
 type RunConnection { edges: [RunEdge!]!, pageInfo: PageInfo! }
@@ -73,6 +75,7 @@ type Run {
   historyLineCount: Int
   historyKeys: JSONString
   user: User
+  sampledHistory(specs: [JSONString!]!, packVersion: Int): [JSON]
 }
 """
 
@@ -113,7 +116,20 @@ class WandbTestServer:
                 "systemMetrics": "{}", "summaryMetrics": json.dumps(r.summary),
                 "historyLineCount": len(r.history),
                 "historyKeys": json.dumps({"lastStep": len(r.history) - 1, "keys": {}}),
-                "user": {"id": "u1", "name": "me", "username": "me"}}
+                "user": {"id": "u1", "name": "me", "username": "me"},
+                "sampledHistory": lambda _info, specs, packVersion=None: [self._sampled(r, json.loads(x))
+                                                                          for x in specs]}
+
+    @staticmethod
+    def _sampled(run: StoredRun, spec: dict) -> list[dict]:
+        """W&B's semantics: only rows holding every requested key, sampled down evenly."""
+        keys = spec.get("keys", [])
+        rows = [{k: row[k] for k in keys} for row in run.history if all(k in row for k in keys)]
+        n = int(spec.get("samples", 500))
+        if len(rows) > n:
+            step = len(rows) / n
+            rows = [rows[int(i * step)] for i in range(n)]
+        return rows
 
     def _project(self, name: str, entity: str) -> dict | None:
         runs = self.runs.get((entity, name))
@@ -128,8 +144,13 @@ class WandbTestServer:
             return {"edges": edges, "pageInfo": {"endCursor": str(end) if chunk else after,
                                                   "hasNextPage": end < len(runs)}}
 
+        def one(_info, name=None):
+            found = next((r for r in runs if r.name == name), None)
+            return self._run_dict(project_name, found) if found else None
+
+        project_name = name
         return {"id": f"proj-{name}", "internalId": "1", "name": name, "readOnly": False,
-                "runCount": lambda _info, filters=None: len(runs), "runs": page}
+                "runCount": lambda _info, filters=None: len(runs), "runs": page, "run": one}
 
     def execute(self, body: dict) -> dict:
         root = {"viewer": {"id": "u1", "entity": self.entity, "username": "me", "email": "me@example.com",
@@ -178,4 +199,12 @@ class WandbTestServer:
 
 
 def _first_field(query: str) -> str:
-    return " ".join(query.split())[:40]
+    """The operation's own name when the SDK sends no operationName."""
+    from graphql import GraphQLError, OperationDefinitionNode, parse
+
+    try:
+        doc = parse(query)
+    except GraphQLError:
+        return "(unparsable)"
+    ops = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)]
+    return ops[0].name.value if ops and ops[0].name else "(anonymous)"

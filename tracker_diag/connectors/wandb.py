@@ -12,13 +12,14 @@ the damage and a warning, never an exception.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker_diag.errors import InputError, MissingExtraError
+from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32 * 1024
@@ -154,3 +155,109 @@ def offline_frame(paths: list[str], warnings: list[str]):
 
 
 __all__ = ["OfflineRun", "offline_frame", "read_offline_run", "records"]
+
+
+# --- online: the W&B public API through the real SDK ------------------------------------------
+
+_HISTORY = """
+query RunSampledHistory($project: String!, $entity: String!, $name: String!, $specs: [JSONString!]!) {
+    project(name: $project, entityName: $entity) {
+        run(name: $name) { sampledHistory(specs: $specs) }
+    }
+}
+"""
+SAMPLES = 1000  # points per key and run; W&B samples longer histories down
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _value(v) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str) and v in _SPECIAL:
+        return _SPECIAL[v]
+    return None
+
+
+class WandbBackend:
+    """Runs of one W&B project: listing through ``Api().runs`` (one request per page), every
+    key's history of a run in one ``sampledHistory`` request with one spec per key.
+
+    A multi-key spec returns only rows holding every key, so train and eval metrics logged
+    in separate ``log()`` calls would come back empty together: each key is its own spec,
+    and a key that returns nothing is missing, never healthy.
+    """
+
+    source = "wandb"
+
+    def __init__(self, path: str, *, filters: dict | None = None, include_running: bool = False,
+                 per_page: int = 200, timeout: int = 60):
+        try:
+            import wandb
+        except ImportError as exc:
+            raise MissingExtraError("wandb", "wandb") from exc
+        if path.count("/") != 1:
+            raise ConnectorError(f"expected ENTITY/PROJECT, got {path!r}")
+        self.path = path
+        self.entity, self.project = path.split("/")
+        self.filters = filters or {}
+        self.states = {"finished", "running"} if include_running else {"finished"}
+        self.per_page = per_page
+        # The SDK's retries stop at the Api timeout; a generous one lets them honour Retry-After.
+        self.api = wandb.Api(timeout=timeout)
+        self._runs: dict[str, object] = {}
+
+    def describe(self) -> str:
+        return self.path
+
+    def list_runs(self) -> Iterator:
+        from tracker_diag.model import RunRef
+        from tracker_diag.writeback import TAG_KEYS
+
+        try:
+            runs = self.api.runs(self.path, filters=self.filters, per_page=self.per_page, lazy=False)
+            for run in runs:
+                if run.state not in self.states:
+                    continue
+                summary = dict(run.summary)
+                self._runs[run.id] = run
+                keys = tuple(k for k, v in summary.items() if not k.startswith(("_", "diag_"))
+                             and _value(v) is not None)
+                yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
+                             status="RUNNING" if run.state == "running" else "FINISHED",
+                             tags={k: str(summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
+                             checked=f"rows={run._attrs.get('historyLineCount')};hb={run._attrs.get('heartbeatAt')}",
+                             params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
+                             url=getattr(run, "url", ""))
+        except (ValueError, wandb_errors()) as exc:
+            raise ConnectorError(f"listing {self.path} failed: {exc}") from exc
+
+    def fetch(self, runs: list, keys: dict[str, list[str]]) -> Iterator[tuple]:
+        for ref in runs:
+            wanted = keys.get(ref.run_id, [])
+            if not wanted:
+                yield ref, {}
+                continue
+            specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in wanted]
+            try:
+                answer = self._runs[ref.run_id]._exec(_HISTORY, specs=specs)
+            except (ValueError, wandb_errors()) as exc:
+                raise ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id) from exc
+            lists = ((answer or {}).get("project") or {}).get("run") or {}
+            hist = {}
+            for key, rows in zip(wanted, lists.get("sampledHistory") or []):
+                pts = [(r.get("_step"), _value(r.get(key))) for r in rows or []]
+                pts = [(float(s), v) for s, v in pts if isinstance(s, int | float) and v is not None]
+                if pts:
+                    hist[key] = ([s for s, _ in pts], [v for _, v in pts])
+            yield ref, hist
+
+    def write(self, run, diagnosis, plot=None) -> str:
+        raise ConnectorError("writing to W&B is not available yet in this version of tracker-diag", run.run_id)
+
+
+def wandb_errors() -> tuple:
+    from wandb.errors import CommError, Error
+
+    return (CommError, Error)
