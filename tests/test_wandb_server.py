@@ -72,4 +72,49 @@ def test_label_wandb_reads_each_key_in_one_request_per_run(wb, capsys):
     ops = [q["operation"] for q in wb.requests]
     assert ops.count("RunSampledHistory") == len(kinds)  # one history request per run, every key in it
     assert all(not q["errors"] for q in wb.requests), wb.requests
-    assert run_cli(["label", "wandb", "ent/proj", "--write"], capsys)[0] == 2
+
+
+def _log(srv, name, kind, **extra):
+    train, test = _curves(kind)
+    rows = []
+    for i, (t, v) in enumerate(zip(train, test)):
+        rows.append({"_step": 2 * i, "train/loss": float(t)})
+        rows.append({"_step": 2 * i + 1, "eval/loss": float(v)})
+    srv.runs.setdefault(("ent", "proj"), []).append(
+        StoredRun(name, summary={"train/loss": float(train[-1]), "eval/loss": float(test[-1]), "user_key": 7},
+                  history=rows, **extra))
+
+
+def test_write_back_keeps_user_data_and_second_pass_costs_nothing(wb, capsys):
+    from helpers import run_cli
+
+    _log(wb, "a", "overfitting", tags=["mine", "learning"], notes="my notes")  # "learning" is the user's tag
+    _log(wb, "b", "learning", tags=[])
+    code, out, _ = run_cli(["label", "wandb", "ent/proj", "--write", "-q"], capsys)
+    assert code == 0, out
+    a, b = wb.runs[("ent", "proj")]
+    assert a.tags == ["mine", "learning", "overfitting"] and b.tags == ["learning"]
+    assert a.summary["user_key"] == 7 and a.summary["diag_regime"] == "overfitting"
+    assert a.summary["diag_version"] and a.summary["diag_checked"]
+    assert a.notes.startswith("my notes\n\n<!-- tracker-diag -->") and "overfitting" in a.notes
+    ops = [q["operation"] for q in wb.requests]
+    assert ops.count("UpsertBucket") == 2 and ops.count("RunSampledHistory") == 2  # one each per run
+    assert all(not q["errors"] for q in wb.requests), wb.requests
+    assert all(len(t) <= 64 for r in (a, b) for t in r.tags)
+
+    wb.requests.clear()
+    before = [(r.tags, dict(r.summary), r.notes) for r in (a, b)]
+    code, out, _ = run_cli(["label", "wandb", "ent/proj", "--write"], capsys)
+    ops = [q["operation"] for q in wb.requests]
+    assert code == 0 and "2 skipped" in out
+    assert "RunSampledHistory" not in ops and "UpsertBucket" not in ops  # decided from the listing alone
+    assert [(r.tags, dict(r.summary), r.notes) for r in (a, b)] == before
+
+    # new data turns b into an overfitting run: only the regime tag tracker_diag set is replaced
+    train, _ = _curves("overfitting")
+    _, test = _curves("overfitting")
+    b.history = [{"_step": i, "train/loss": float(t), "eval/loss": float(v)} for i, (t, v) in enumerate(zip(train, test))]
+    b.tags = ["learning", "user-tag"]
+    code, _, _ = run_cli(["label", "wandb", "ent/proj", "--write", "-q"], capsys)
+    assert code == 0 and b.tags == ["user-tag", "overfitting"] and b.summary["diag_regime"] == "overfitting"
+    assert a.tags == ["mine", "learning", "overfitting"]  # unchanged run untouched

@@ -25,6 +25,24 @@ type Query {
   project(name: String, entityName: String): Project
 }
 
+type Mutation {
+  upsertBucket(input: UpsertBucketInput!): UpsertBucketPayload
+}
+
+input UpsertBucketInput {
+  id: String
+  description: String
+  displayName: String
+  notes: String
+  tags: [String!]
+  config: JSONString
+  groupName: String
+  jobType: String
+  summaryMetrics: JSONString
+}
+
+type UpsertBucketPayload { bucket: Run }
+
 type User {
   id: ID!
   entity: String
@@ -152,8 +170,24 @@ class WandbTestServer:
         return {"id": f"proj-{name}", "internalId": "1", "name": name, "readOnly": False,
                 "runCount": lambda _info, filters=None: len(runs), "runs": page, "run": one}
 
+    def _upsert(self, _info, input):
+        """Whole values replace whole values, as on W&B: tags, notes, summary."""
+        for (_, project), runs in self.runs.items():
+            for r in runs:
+                if f"run-{r.name}" == input.get("id"):
+                    if input.get("tags") is not None:
+                        if any(len(t) > 64 for t in input["tags"]):
+                            raise ValueError("tags must be at most 64 characters")
+                        r.tags = list(input["tags"])
+                    if input.get("notes") is not None:
+                        r.notes = input["notes"]
+                    if input.get("summaryMetrics") is not None:
+                        r.summary = json.loads(input["summaryMetrics"])
+                    return {"bucket": self._run_dict(project, r)}
+        raise ValueError(f"no run with id {input.get('id')!r}")
+
     def execute(self, body: dict) -> dict:
-        root = {"viewer": {"id": "u1", "entity": self.entity, "username": "me", "email": "me@example.com",
+        root = {"upsertBucket": self._upsert,"viewer": {"id": "u1", "entity": self.entity, "username": "me", "email": "me@example.com",
                            "flags": "{}", "name": "me", "teams": {"edges": []}},
                 "project": lambda _info, name=None, entityName=None: self._project(name, entityName)}
         result = graphql_sync(self.schema, body.get("query", ""), root_value=root,

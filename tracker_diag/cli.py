@@ -257,11 +257,12 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 @click.option("--filter", "filter_json", metavar="JSON",
               help='A W&B (MongoDB-style) run filter, e.g. \'{"config.lr": {"$gt": 0.01}}\'.')
 @click.option("--include-running", is_flag=True, help="Also label running runs (marked provisional).")
-@click.option("--write", is_flag=True, help="Not available yet for W&B: this version only reads.")
+@click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
+@click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
 @common_options
-def label_wandb(path, filter_json, include_running, write, keys, gap_threshold, json_path, html_path, fail_on,
-                quiet):
-    """Label the runs of a W&B project (read-only in this version: a dry run).
+def label_wandb(path, filter_json, include_running, write, force, keys, gap_threshold, json_path, html_path,
+                fail_on, quiet):
+    """Label the runs of a W&B project and (with --write) tag them.
 
     Reads WANDB_API_KEY, WANDB_BASE_URL, WANDB_ENTITY and WANDB_PROJECT. Every key's
     history of a run comes back in one request.
@@ -270,13 +271,11 @@ def label_wandb(path, filter_json, include_running, write, keys, gap_threshold, 
     Examples:
       tracker-diag label wandb my-team/my-project
       tracker-diag label wandb my-team/my-project --filter '{"state": "finished"}' --json labels.json
+      tracker-diag label wandb my-team/my-project --write
       WANDB_ENTITY=my-team WANDB_PROJECT=my-project tracker-diag label wandb --fail-on diverging
     """
     import json
 
-    if write:
-        click.echo("error: writing to W&B is not available yet; run without --write for the labels", err=True)
-        sys.exit(EXIT_USAGE)
     path = path or "/".join(filter(None, (os.environ.get("WANDB_ENTITY"), os.environ.get("WANDB_PROJECT"))))
     try:
         filters = json.loads(filter_json) if filter_json else None
@@ -287,14 +286,15 @@ def label_wandb(path, filter_json, include_running, write, keys, gap_threshold, 
         from tracker_diag.connectors.wandb import WandbBackend
 
         backend = WandbBackend(path, filters=filters, include_running=include_running)
-        with _progress(not quiet, "dry run") as tick:
-            batch = label(backend, keys=keys, thresholds=th, progress=tick, keep_curves=bool(html_path))
+        with _progress(not quiet, "labelling" if write else "dry run") as tick:
+            batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
+                          keep_curves=bool(html_path), write_workers=4)
     except (ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(_finish(batch, title=f"tracker-diag · W&B {backend.describe()}", json_path=json_path,
                      fail_on=fail_on, quiet=quiet, html_path=html_path,
-                     footer=["dry run: W&B write-back is not available yet in this version"]))
+                     footer=[] if write else ["dry run: nothing was written; add --write to tag the runs"]))
 
 
 @cli.command(name="report")

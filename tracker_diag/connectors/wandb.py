@@ -254,7 +254,49 @@ class WandbBackend:
             yield ref, hist
 
     def write(self, run, diagnosis, plot=None) -> str:
-        raise ConnectorError("writing to W&B is not available yet in this version of tracker-diag", run.run_id)
+        """Re-read the run, then one UpsertBucket with the tags, notes and summary that changed.
+
+        W&B replaces whole values (the tag list, the summary), so they are read just before
+        writing and only tracker_diag's keys and its own former regime tag are changed.
+        """
+        from tracker_diag.model import REGIMES
+        from tracker_diag.writeback import merge_note, note_section, tags_for
+
+        try:
+            fresh = self.api.run(f"{self.path}/{run.run_id}")
+            summary = dict(fresh.summary._json_dict)
+            tags = list(fresh.tags)
+            notes = fresh.notes or ""
+        except (ValueError, wandb_errors()) as exc:
+            raise ConnectorError(f"re-reading run {run.run_id} failed: {exc}", run.run_id) from exc
+        values = tags_for(diagnosis, run.checked)
+        new_summary = {k: v for k, v in summary.items() if not (k in values and values[k] is None)}
+        new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in values.items() if v is not None})
+        previous = summary.get("diag_regime")  # the regime tag tracker_diag itself set before
+        new_tags = [t for t in tags if not (t == previous and previous in REGIMES and t != diagnosis.regime)]
+        if diagnosis.regime not in new_tags:
+            new_tags.append(diagnosis.regime)
+        new_tags = [t for t in new_tags if len(t) <= TAG_LIMIT]  # the server rejects longer ones
+        new_notes = merge_note(notes, note_section(diagnosis), NOTES_LIMIT) or notes
+        if new_tags == tags and new_notes == notes and new_summary == summary:
+            return "unchanged"
+        try:
+            fresh._exec(_UPSERT, id=fresh.storage_id, tags=new_tags, notes=new_notes,
+                        summaryMetrics=json.dumps(new_summary, allow_nan=True))
+        except (ValueError, wandb_errors()) as exc:
+            raise ConnectorError(f"writing to run {run.run_id} failed: {exc}", run.run_id) from exc
+        return "written"
+
+
+_UPSERT = """
+mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMetrics: JSONString) {
+    upsertBucket(input: {id: $id, tags: $tags, notes: $notes, summaryMetrics: $summaryMetrics}) {
+        bucket { id }
+    }
+}
+"""
+TAG_LIMIT = 64  # W&B rejects longer tags
+NOTES_LIMIT = 100_000
 
 
 def wandb_errors() -> tuple:
