@@ -118,3 +118,21 @@ def test_write_back_keeps_user_data_and_second_pass_costs_nothing(wb, capsys):
     code, _, _ = run_cli(["label", "wandb", "ent/proj", "--write", "-q"], capsys)
     assert code == 0 and b.tags == ["user-tag", "overfitting"] and b.summary["diag_regime"] == "overfitting"
     assert a.tags == ["mine", "learning", "overfitting"]  # unchanged run untouched
+
+
+def test_429_is_survived_without_duplicate_writes_and_a_broken_run_fails_alone(wb, capsys):
+    from helpers import run_cli
+
+    for name in ("a", "b", "c"):
+        _log(wb, name, "learning")
+    wb.broken_runs.add("b")
+    wb.throttle["UpsertBucket"] = 1  # the first write is answered 429 with Retry-After: 1
+    code, out, err = run_cli(["label", "wandb", "ent/proj", "--write", "--json", "-"], capsys)
+    rep = {r["run_id"]: r for r in json.loads(out)["runs"]}
+    assert code == 1 and rep["b"]["action"] == "failed" and "b" in err
+    assert rep["a"]["action"] == rep["c"]["action"] == "written"
+    applied = [q for q in wb.requests if q["operation"] == "UpsertBucket" and q.get("status") != 429]
+    assert sum(q.get("status") == 429 for q in wb.requests) == 1
+    assert sorted(q["variables"]["id"] for q in applied) == ["run-a", "run-c"]  # retried once, applied once
+    a, b, c = wb.runs[("ent", "proj")]
+    assert a.tags == c.tags == ["learning"] and b.tags == [] and "diag_regime" not in b.summary

@@ -120,6 +120,8 @@ class WandbTestServer:
         self.schema = build_schema(SDL)
         self.runs: dict[tuple[str, str], list[StoredRun]] = {}
         self.requests: list[dict] = []  # {"operation", "variables"}
+        self.throttle: dict[str, int] = {}  # operation -> how many of its next requests get 429
+        self.broken_runs: set[str] = set()  # runs whose history answers a GraphQL error
         self.lock = threading.Lock()
         self._httpd = None
 
@@ -138,9 +140,10 @@ class WandbTestServer:
                 "sampledHistory": lambda _info, specs, packVersion=None: [self._sampled(r, json.loads(x))
                                                                           for x in specs]}
 
-    @staticmethod
-    def _sampled(run: StoredRun, spec: dict) -> list[dict]:
+    def _sampled(self, run: StoredRun, spec: dict) -> list[dict]:
         """W&B's semantics: only rows holding every requested key, sampled down evenly."""
+        if run.name in self.broken_runs:
+            raise ValueError(f"history of {run.name} is unavailable")
         keys = spec.get("keys", [])
         rows = [{k: row[k] for k in keys} for row in run.history if all(k in row for k in keys)]
         n = int(spec.get("samples", 500))
@@ -209,6 +212,19 @@ class WandbTestServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                op = body.get("operationName") or _first_field(body.get("query", ""))
+                with server.lock:
+                    throttled = server.throttle.get(op, 0) > 0
+                    if throttled:
+                        server.throttle[op] -= 1
+                        server.requests.append({"operation": op, "variables": body.get("variables"),
+                                                "errors": ["429"], "status": 429})
+                if throttled:
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 payload = json.dumps(server.execute(body)).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

@@ -29,7 +29,8 @@ class Backend(Protocol):
     def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
         """Histories ``{key: (steps, values)}`` of ``keys[run_id]`` for a batch of runs.
 
-        May raise ConnectorError for the whole batch; yields runs in any order.
+        Yields runs in any order; a ConnectorError in place of a history fails that run
+        alone, one raised fails the rest of the batch.
         """
 
     def write(self, run: RunRef, diagnosis: Diagnosis, plot: Callable[[], bytes] | None = None) -> str:
@@ -114,6 +115,9 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
         try:
             for ref, hist in backend.fetch(todo, wanted):
                 seen.add(ref.run_id)
+                if isinstance(hist, ConnectorError):  # this run alone could not be read
+                    record(RunResult(ref, None, "failed", error=str(hist)))
+                    continue
                 diag = analyze(hist, keys, thresholds)
                 if ref.status == "RUNNING":  # still training: the label may change
                     diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))

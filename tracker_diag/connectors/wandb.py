@@ -230,7 +230,7 @@ class WandbBackend:
                              checked=f"rows={run._attrs.get('historyLineCount')};hb={run._attrs.get('heartbeatAt')}",
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
-        except (ValueError, wandb_errors()) as exc:
+        except (ValueError, *wandb_errors()) as exc:
             raise ConnectorError(f"listing {self.path} failed: {exc}") from exc
 
     def fetch(self, runs: list, keys: dict[str, list[str]]) -> Iterator[tuple]:
@@ -242,8 +242,9 @@ class WandbBackend:
             specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in wanted]
             try:
                 answer = self._runs[ref.run_id]._exec(_HISTORY, specs=specs)
-            except (ValueError, wandb_errors()) as exc:
-                raise ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id) from exc
+            except (ValueError, *wandb_errors()) as exc:
+                yield ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
+                continue
             lists = ((answer or {}).get("project") or {}).get("run") or {}
             hist = {}
             for key, rows in zip(wanted, lists.get("sampledHistory") or []):
@@ -267,7 +268,7 @@ class WandbBackend:
             summary = dict(fresh.summary._json_dict)
             tags = list(fresh.tags)
             notes = fresh.notes or ""
-        except (ValueError, wandb_errors()) as exc:
+        except (ValueError, *wandb_errors()) as exc:
             raise ConnectorError(f"re-reading run {run.run_id} failed: {exc}", run.run_id) from exc
         values = tags_for(diagnosis, run.checked)
         new_summary = {k: v for k, v in summary.items() if not (k in values and values[k] is None)}
@@ -283,7 +284,7 @@ class WandbBackend:
         try:
             fresh._exec(_UPSERT, id=fresh.storage_id, tags=new_tags, notes=new_notes,
                         summaryMetrics=json.dumps(new_summary, allow_nan=True))
-        except (ValueError, wandb_errors()) as exc:
+        except (ValueError, *wandb_errors()) as exc:
             raise ConnectorError(f"writing to run {run.run_id} failed: {exc}", run.run_id) from exc
         return "written"
 
@@ -300,6 +301,14 @@ NOTES_LIMIT = 100_000
 
 
 def wandb_errors() -> tuple:
-    from wandb.errors import CommError, Error
+    """What the SDK raises for a failed request (evaluated only once something was raised)."""
+    from wandb.errors import Error
 
-    return (CommError, Error)
+    errors: tuple = (Error,)
+    try:  # what Api() raises when wandb-core reports a failed GraphQL request (wandb 0.31)
+        from wandb.sdk.lib.service.service_connection import WandbApiFailedError
+
+        errors += (WandbApiFailedError,)
+    except ImportError:
+        pass
+    return errors
