@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from wandb_server import StoredRun, WandbTestServer  # noqa: E402
+from wandb_server import StoredRun, WandbTestServer
 
 
 def main():

@@ -129,3 +129,13 @@ def test_analyze_frame_on_an_offline_run(corpus, corpus_runs):
         got = analyze_frame(offline_frame([str(corpus_runs[i])], []))
         want = analyze_frame(corpus[i].frame)
         assert got["regime"] == want["regime"] and got["keys"] == want["keys"]
+
+
+def test_label_wandb_offline_dir(corpus, corpus_runs, capsys):
+    from helpers import run_cli
+
+    root = corpus_runs[0].parent
+    code, out, _ = run_cli(["label", "wandb", "--offline", str(root), "--json", "-"], capsys)
+    rep = json.loads(out)
+    assert code == 0 and {r["run_name"] for r in rep["runs"]} == {r.run_name for r in corpus[:8]}
+    assert run_cli(["label", "wandb", "--offline", str(root), "--write"], capsys)[0] == 2

@@ -136,3 +136,26 @@ def test_429_is_survived_without_duplicate_writes_and_a_broken_run_fails_alone(w
     assert sorted(q["variables"]["id"] for q in applied) == ["run-a", "run-c"]  # retried once, applied once
     a, b, c = wb.runs[("ent", "proj")]
     assert a.tags == c.tags == ["learning"] and b.tags == [] and "diag_regime" not in b.summary
+
+
+def test_same_regimes_through_the_wandb_api_as_from_a_file(wb, corpus, tmp_path):
+    from tracker_diag.batch import label
+    from tracker_diag.connectors.wandb import WandbBackend
+    from tracker_diag.files import FileBackend
+    from tracker_diag.samples import long_frame
+
+    runs = corpus[:8]
+    for r in runs:
+        rows = {}
+        for key, step, value in r.frame[["key", "step", "value"]].itertuples(index=False):
+            v = float(value)
+            rows.setdefault(int(step), {"_step": int(step)})[key] = v if np.isfinite(v) else str(v).replace(
+                "nan", "NaN").replace("inf", "Infinity")
+        wb.runs.setdefault(("ent", "proj"), []).append(
+            StoredRun(r.run_id, display_name=r.run_name, history=[rows[s] for s in sorted(rows)],
+                      summary={k: 0.0 for k in r.frame.key.unique()}))
+    csv = tmp_path / "runs.csv"
+    long_frame(runs)[["run_id", "run_name", "key", "step", "value"]].to_csv(csv, index=False)
+    from_file = {r.ref.run_id: r.diagnosis.regime for r in label(FileBackend([str(csv)])).results}
+    from_wandb = {r.ref.run_id: r.diagnosis.regime for r in label(WandbBackend("ent/proj")).results}
+    assert from_wandb == from_file and len(set(from_file.values())) >= 5

@@ -257,11 +257,13 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 @click.option("--filter", "filter_json", metavar="JSON",
               help='A W&B (MongoDB-style) run filter, e.g. \'{"config.lr": {"$gt": 0.01}}\'.')
 @click.option("--include-running", is_flag=True, help="Also label running runs (marked provisional).")
+@click.option("--offline", "offline_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Read the offline runs under DIR (wandb/offline-run-*) instead of a server; read-only.")
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
 @common_options
-def label_wandb(path, filter_json, include_running, write, force, keys, gap_threshold, json_path, html_path,
-                fail_on, quiet):
+def label_wandb(path, filter_json, include_running, offline_dir, write, force, keys, gap_threshold, json_path,
+                html_path, fail_on, quiet):
     """Label the runs of a W&B project and (with --write) tag them.
 
     Reads WANDB_API_KEY, WANDB_BASE_URL, WANDB_ENTITY and WANDB_PROJECT. Every key's
@@ -272,6 +274,7 @@ def label_wandb(path, filter_json, include_running, write, force, keys, gap_thre
       tracker-diag label wandb my-team/my-project
       tracker-diag label wandb my-team/my-project --filter '{"state": "finished"}' --json labels.json
       tracker-diag label wandb my-team/my-project --write
+      tracker-diag label wandb --offline ./wandb          # runs of an air-gapped cluster, before sync
       WANDB_ENTITY=my-team WANDB_PROJECT=my-project tracker-diag label wandb --fail-on diverging
     """
     import json
@@ -282,6 +285,18 @@ def label_wandb(path, filter_json, include_running, write, force, keys, gap_thre
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
     th = _thresholds(gap_threshold)
+    if offline_dir:
+        from pathlib import Path
+
+        if write:
+            click.echo("error: offline runs are files: label them here, write the labels after `wandb sync`",
+                       err=True)
+            sys.exit(EXIT_USAGE)
+        runs = sorted(str(p) for p in Path(offline_dir).rglob("offline-run-*") if p.is_dir())
+        if not runs:
+            click.echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
+            sys.exit(EXIT_USAGE)
+        return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
     try:
         from tracker_diag.connectors.wandb import WandbBackend
 
