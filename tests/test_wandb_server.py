@@ -159,3 +159,17 @@ def test_same_regimes_through_the_wandb_api_as_from_a_file(wb, corpus, tmp_path)
     from_file = {r.ref.run_id: r.diagnosis.regime for r in label(FileBackend([str(csv)])).results}
     from_wandb = {r.ref.run_id: r.diagnosis.regime for r in label(WandbBackend("ent/proj")).results}
     assert from_wandb == from_file and len(set(from_file.values())) >= 5
+
+
+def test_run_without_history_and_filters_passed_through(wb, capsys):
+    from helpers import run_cli
+
+    _log(wb, "a", "learning")
+    wb.runs[("ent", "proj")].append(StoredRun("empty"))  # finished, never logged a metric
+    code, out, _ = run_cli(["label", "wandb", "ent/proj", "--filter", '{"config.lr": {"$gt": 0.01}}', "--json", "-"],
+                           capsys)
+    rep = {r["run_id"]: r for r in json.loads(out)["runs"]}
+    assert code == 0 and rep["empty"]["regime"] == "insufficient_data" and rep["a"]["regime"] == "learning"
+    sent = [q["variables"]["filters"] for q in wb.requests if q["operation"] == "Runs"]
+    assert sent and all(json.loads(f) == {"config.lr": {"$gt": 0.01}} for f in sent)
+    assert run_cli(["label", "wandb", "ent/proj", "--filter", "{not json"], capsys)[0] == 2
