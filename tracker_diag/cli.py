@@ -115,15 +115,16 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
             footer: list[str] = (), html_path: str | None = None) -> int:
     if not quiet and json_path != "-":
         _print_table(batch, title)
+    rep = report.build(batch)  # once, for the JSON, the HTML and the findings
     if json_path == "-":
-        click.echo(report.to_json(report.build(batch)), nl=False)
+        click.echo(report.to_json(rep), nl=False)
     elif json_path:
-        report.write_json(report.build(batch), json_path)
+        report.write_json(rep, json_path)
     if html_path:
-        report.write_html(batch, html_path, title)
+        report.write_html(batch, html_path, title, rep=rep)
         footer = [*footer, f"HTML report: {html_path}"]
     out = click.echo if json_path != "-" else (lambda m: click.echo(m, err=True))
-    findings = report.hyperparameters(batch)["findings"]
+    findings = rep["hyperparameters"]["findings"]
     if findings and not quiet:
         out("What the hyper-parameters say:")
         for f in findings[:8]:

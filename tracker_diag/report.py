@@ -157,14 +157,14 @@ _JS = """
 """
 
 
-def render_html(batch: BatchResult, title: str = "tracker-diag report") -> str:
+def render_html(batch: BatchResult, title: str = "tracker-diag report", rep: dict | None = None) -> str:
     """One self-contained page (no network): counts, a filterable, sortable table, a plot per run.
 
     Every name, key, tag and reason is user input and is escaped.
     """
     from html import escape
 
-    rep = build(batch)
+    rep = rep or build(batch)
     counts = rep["summary"]["by_regime"]
     buttons = [f'<button data-regime="all">all <b>{len(rep["runs"])}</b></button>']
     buttons += [f'<button data-regime="{k}" style="border-color:{COLOURS[k]}">{k} <b>{n}</b></button>'
@@ -212,8 +212,8 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report") -> str:
             f'<script>{_JS}</script></body></html>\n')
 
 
-def write_html(batch: BatchResult, path: str, title: str = "tracker-diag report") -> None:
-    atomic_write(path, render_html(batch, title))
+def write_html(batch: BatchResult, path: str, title: str = "tracker-diag report", rep: dict | None = None) -> None:
+    atomic_write(path, render_html(batch, title, rep))
 
 
 def from_json(rep: dict) -> BatchResult:

@@ -196,7 +196,7 @@ def _settings(cause: str, rng: np.random.Generator, data: dict):
     return x_tr, y_tr, x_te, y_te, p
 
 
-def _log(run_id: str, convention: str, curves: dict, rng) -> list[tuple[str, float, float]]:
+def _log(convention: str, curves: dict, rng) -> list[tuple[str, float, float]]:
     """Write the curves as the named integration would (keys, axes, quirks)."""
     n = len(curves["train_loss"])
     epochs = np.arange(n, dtype=float)
@@ -276,7 +276,7 @@ def generate(n_runs: int = 120, seed: int = 0, causes=None) -> list[SampleRun]:
                            lr_decay=p["lr_decay"], stop_after=p["stop_after"], patience=p["patience"])
         convention = "no_validation" if cause == "no_validation" else CONVENTIONS[(i // len(causes)) % len(CONVENTIONS)]
         run_id = f"s{seed}-{i:04d}"
-        rows = _log(run_id, convention, curves, rng)
+        rows = _log(convention, curves, rng)
         frame = pd.DataFrame(rows, columns=["key", "step", "value"])
         frame.insert(0, "run_id", run_id)
         runs.append(SampleRun(run_id, f"{cause}-{p['dataset']}-{i}", cause, EXPECTED[cause], convention, p, frame))

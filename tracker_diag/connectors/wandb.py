@@ -106,12 +106,14 @@ def read_offline_run(path: str | Path, warnings: list[str]) -> OfflineRun:
             raise InputError("no .wandb file in this directory", str(path))
         path = files[0]
     pb = _pb()
+    from google.protobuf.message import DecodeError  # protobuf comes with wandb
+
     run = OfflineRun(run_id=path.stem.removeprefix("run-"), run_name="", path=str(path))
     for raw in records(path, warnings):
         rec = pb.Record()
         try:
             rec.ParseFromString(raw)
-        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError has no stable import path
+        except DecodeError as exc:
             warnings.append(f"{path}: undecodable record ({type(exc).__name__}); kept what came before")
             break
         kind = rec.WhichOneof("record_type")
