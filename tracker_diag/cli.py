@@ -262,13 +262,19 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
               help="Read the offline runs under DIR (wandb/offline-run-*) instead of a server; read-only.")
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 16),
+              help="History reads and writes in flight (bounded; W&B rate-limits per API key).")
 @common_options
-def label_wandb(path, filter_json, include_running, offline_dir, write, force, keys, gap_threshold, json_path,
-                html_path, fail_on, quiet):
+def label_wandb(path, filter_json, include_running, offline_dir, write, force, workers, keys, gap_threshold,
+                json_path, html_path, fail_on, quiet):
     """Label the runs of a W&B project and (with --write) tag them.
 
     Reads WANDB_API_KEY, WANDB_BASE_URL, WANDB_ENTITY and WANDB_PROJECT. Every key's
-    history of a run comes back in one request.
+    history of a run comes back in one request, on the run's step metric when it defined
+    one (define_metric, e.g. train/global_step or epoch/epoch), else on _step. Writes the
+    regime as a tag, the summary keys diag_regime, diag_acc_gap, diag_best_step, diag_flags,
+    diag_version, diag_checked and a marked section of the notes; runs whose data did not
+    change since their last check cost no history request and no write.
 
     \b
     Examples:
@@ -301,16 +307,23 @@ def label_wandb(path, filter_json, include_running, offline_dir, write, force, k
     try:
         from tracker_diag.connectors.wandb import WandbBackend
 
-        backend = WandbBackend(path, filters=filters, include_running=include_running)
+        backend = WandbBackend(path, filters=filters, include_running=include_running, workers=workers)
         with _progress(not quiet, "labelling" if write else "dry run") as tick:
             batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
-                          keep_curves=bool(html_path), write_workers=4)
+                          keep_curves=bool(html_path), write_workers=workers)
     except (ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    footer = [] if write else ["dry run: nothing was written; add --write to tag the runs"]
+    sampled = sum(bool(r.ref.extra.get("history", {}).get("sampled")) for r in batch.results)
+    if sampled:
+        from tracker_diag.connectors.wandb import SAMPLES
+
+        footer.append(f"{sampled} run(s) have longer histories than W&B serves whole: read as {SAMPLES} evenly "
+                      "spaced rows per key (the analyzer bins curves to 64 points anyway; see the report)")
+    footer.append("In the W&B UI, filter by the tag (e.g. overfitting) or sort by the summary key diag_acc_gap")
     sys.exit(_finish(batch, title=f"tracker-diag · W&B {backend.describe()}", json_path=json_path,
-                     fail_on=fail_on, quiet=quiet, html_path=html_path,
-                     footer=[] if write else ["dry run: nothing was written; add --write to tag the runs"]))
+                     fail_on=fail_on, quiet=quiet, html_path=html_path, footer=footer))
 
 
 @cli.command(name="report")

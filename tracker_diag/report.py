@@ -28,6 +28,7 @@ def build(batch: BatchResult) -> dict:
             "reasons": d.get("reasons", []), "advice": d.get("advice"), "action": r.action,
             **({"error": r.error} if r.error else {}), **({"url": r.ref.url} if r.ref.url else {}),
             **({"experiment": r.ref.experiment} if r.ref.experiment else {}),
+            **({"history": r.ref.extra["history"]} if r.ref.extra.get("history") else {}),
         })
     by_regime = Counter(x["regime"] for x in runs if x["regime"])
     return {
@@ -37,6 +38,19 @@ def build(batch: BatchResult) -> dict:
                     "actions": dict(Counter(x["action"] for x in runs))},
         "hyperparameters": hyperparameters(batch),
     }
+
+
+def history_note(history: dict, keys: list[str]) -> str:
+    """How the tracker served a run's history: the x-axis and whether it was sampled."""
+    axes = sorted({history.get("x_axis", {}).get(k, "_step") for k in keys if k in history.get("x_axis", {})})
+    points = history.get("points", {})
+    sampled = [k for k in keys if k in history.get("sampled", [])]
+    parts = [f"x: {', '.join(axes)}"] if axes else []
+    if sampled:
+        parts.append("sampled: " + ", ".join(f"{k} ({points.get(k, '?')} rows)" for k in sampled))
+    elif points:
+        parts.append("full history")
+    return " · ".join(parts)
 
 
 def hyperparameters(batch: BatchResult) -> dict:
@@ -180,6 +194,8 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report", rep: dic
         plot = _svg(res.curves, res.diagnosis, colour) if res.diagnosis is not None else ""
         reasons = "<br>".join(escape(x) for x in r["reasons"]) or escape(r.get("error", ""))
         keys = ", ".join(f"{escape(k)}={escape(v)}" for k, v in r["keys"].items())
+        if r.get("history"):
+            keys += f'<div class="muted">{escape(history_note(r["history"], list(r["keys"].values())))}</div>'
         rows.append(
             f'<tr data-regime="{escape(regime)}" data-name="{name}" data-gap="{gap}" data-best="{best}">'
             f'<td>{link}<div class="muted">{escape(r["run_id"])}</div><div class="muted">{keys}</div></td>'
@@ -226,7 +242,8 @@ def from_json(rep: dict) -> BatchResult:
     out = BatchResult()
     for r in rep["runs"]:
         ref = RunRef(run_id=r["run_id"], run_name=r.get("run_name") or "", source=r.get("source", "file"),
-                     experiment=r.get("experiment", ""), url=r.get("url", ""))
+                     experiment=r.get("experiment", ""), url=r.get("url", ""),
+                     extra={"history": r["history"]} if isinstance(r.get("history"), dict) else {})
         diag = None
         if r.get("regime") in REGIMES:
             diag = Diagnosis(r["regime"], acc_gap=r.get("acc_gap"), best_step=r.get("best_step"),

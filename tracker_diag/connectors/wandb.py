@@ -11,11 +11,13 @@ the damage and a warning, never an exception.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import struct
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,50 @@ def records(path: str | Path, warnings: list[str]) -> Iterator[bytes]:
             return
 
 
+@dataclass(frozen=True)
+class StepAxes:
+    """Which step metric each key is plotted against (``define_metric``), by W&B's rules:
+    an exact definition first, then a glob (W&B allows ``*`` as a suffix only; where several
+    match, the longest wins here); a key without one is on the ``_step`` row counter.
+    """
+
+    names: dict = field(default_factory=dict)  # key -> its step metric ("" = none)
+    globs: tuple = ()  # (glob, step metric)
+
+    def for_key(self, key: str) -> str | None:
+        if key in self.names:
+            return self.names[key] or None
+        match = max((g for g in self.globs if fnmatch.fnmatchcase(key, g[0])), key=lambda g: len(g[0]), default=None)
+        return match[1] if match and match[1] != key else None
+
+    @classmethod
+    def from_definitions(cls, defs) -> StepAxes:
+        """From (name, glob, step metric) triples, later definitions updating earlier ones."""
+        names, globs = {}, {}
+        for name, glob, step in defs:
+            if name:
+                names[name] = step or names.get(name, "")
+            elif glob and step:
+                globs[glob] = step
+        return cls(names, tuple(globs.items()))
+
+    @classmethod
+    def from_config(cls, m) -> StepAxes:
+        """From a run config's ``_wandb.m``: MetricRecords keyed by proto field number
+        ("1" name, "2" glob, "4" step metric, "5" 1-based index of the step metric's entry)."""
+        if not isinstance(m, list):
+            return cls()
+        defs = []
+        for e in m:
+            if not isinstance(e, dict):
+                continue
+            step, idx = e.get("4") or "", e.get("5")
+            if not step and isinstance(idx, int | float) and 1 <= idx <= len(m) and isinstance(m[int(idx) - 1], dict):
+                step = m[int(idx) - 1].get("1") or ""
+            defs.append((e.get("1") or "", e.get("2") or "", step if isinstance(step, str) else ""))
+        return cls.from_definitions(defs)
+
+
 @dataclass
 class OfflineRun:
     run_id: str
@@ -85,6 +131,23 @@ class OfflineRun:
     path: str
     rows: list[tuple[str, float, float]] = field(default_factory=list)  # key, step, value
     config: dict = field(default_factory=dict)
+    axes: StepAxes = field(default_factory=StepAxes)
+
+
+def _on_step_axes(rows: list[tuple[float, dict]], axes: StepAxes) -> list[tuple[str, float, float]]:
+    """(key, step, value) with each key on its step metric: the metric's value in the same
+    row, else its latest earlier value (W&B's step_sync). A key whose step metric was never
+    logged stays on ``_step``."""
+    logged = {k for _, values in rows for k in values}
+    latest: dict[str, float] = {}
+    out = []
+    for step, values in rows:
+        latest.update(values)
+        for key, v in values.items():
+            m = axes.for_key(key)
+            x = latest.get(m, 0.0) if m in logged else step
+            out.append((key, float(x), v))
+    return out
 
 
 def _number(raw: str) -> float | None:
@@ -109,6 +172,7 @@ def read_offline_run(path: str | Path, warnings: list[str]) -> OfflineRun:
     from google.protobuf.message import DecodeError  # protobuf comes with wandb
 
     run = OfflineRun(run_id=path.stem.removeprefix("run-"), run_name="", path=str(path))
+    rows, defs = [], []  # (_step, {key: value}) as logged; define_metric triples
     for raw in records(path, warnings):
         rec = pb.Record()
         try:
@@ -126,15 +190,19 @@ def read_offline_run(path: str | Path, warnings: list[str]) -> OfflineRun:
                     run.config[key] = json.loads(item.value_json)
                 except ValueError:
                     run.config[key] = item.value_json
+        elif kind == "metric":
+            defs.append((rec.metric.name, rec.metric.glob_name, rec.metric.step_metric))
         elif kind == "history":
-            step = rec.history.step.num
+            values = {}
             for item in rec.history.item:
                 key = item.key or "/".join(item.nested_key)
-                if key == "_step" or key.startswith("_"):
-                    continue
-                v = _number(item.value_json)
-                if v is not None:
-                    run.rows.append((key, float(step), v))
+                if not key.startswith("_"):
+                    v = _number(item.value_json)
+                    if v is not None:
+                        values[key] = v
+            rows.append((float(rec.history.step.num), values))
+    run.axes = StepAxes.from_definitions(defs)
+    run.rows = _on_step_axes(rows, run.axes)
     run.run_name = run.run_name or run.run_id
     return run
 
@@ -194,7 +262,7 @@ class WandbBackend:
     source = "wandb"
 
     def __init__(self, path: str, *, filters: dict | None = None, include_running: bool = False,
-                 per_page: int = 200, timeout: int = 60):
+                 per_page: int = 200, timeout: int = 60, workers: int = 4):
         try:
             import wandb
         except ImportError as exc:
@@ -206,9 +274,11 @@ class WandbBackend:
         self.filters = filters or {}
         self.states = {"finished", "running"} if include_running else {"finished"}
         self.per_page = per_page
+        self.workers = max(1, workers)
         # The SDK's retries stop at the Api timeout; a generous one lets them honour Retry-After.
         self.api = wandb.Api(timeout=timeout)
         self._runs: dict[str, object] = {}
+        self._axes: dict[str, StepAxes] = {}
 
     def describe(self) -> str:
         return self.path
@@ -224,6 +294,7 @@ class WandbBackend:
                     continue
                 summary = dict(run.summary)
                 self._runs[run.id] = run
+                self._axes[run.id] = StepAxes.from_config((run.rawconfig.get("_wandb") or {}).get("m"))
                 keys = tuple(k for k, v in summary.items() if not k.startswith(("_", "diag_"))
                              and _value(v) is not None)
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
@@ -236,25 +307,41 @@ class WandbBackend:
             raise ConnectorError(f"listing {self.path} failed: {exc}") from exc
 
     def fetch(self, runs: list, keys: dict[str, list[str]]) -> Iterator[tuple]:
-        for ref in runs:
-            wanted = keys.get(ref.run_id, [])
-            if not wanted:
-                yield ref, {}
-                continue
-            specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in wanted]
-            try:
-                answer = self._runs[ref.run_id]._exec(_HISTORY, specs=specs)
-            except (ValueError, *wandb_errors()) as exc:
-                yield ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
-                continue
-            lists = ((answer or {}).get("project") or {}).get("run") or {}
-            hist = {}
-            for key, rows in zip(wanted, lists.get("sampledHistory") or []):
-                pts = [(r.get("_step"), _value(r.get(key))) for r in rows or []]
-                pts = [(float(s), v) for s, v in pts if isinstance(s, int | float) and v is not None]
-                if pts:
-                    hist[key] = ([s for s, _ in pts], [v for _, v in pts])
-            yield ref, hist
+        """Histories of a page of runs, ``workers`` requests in flight, in listing order."""
+        with ThreadPoolExecutor(self.workers) as pool:
+            yield from pool.map(lambda ref: self._history(ref, keys.get(ref.run_id, [])), runs)
+
+    def _history(self, ref, wanted: list[str]) -> tuple:
+        """Every key of one run in ONE request: a spec per key on ``_step``, and for a key
+        with a step metric (define_metric) one more with the metric in it, to put the key on
+        that axis (the value in the same row; between rows it is interpolated)."""
+        from dataclasses import replace
+
+        if not wanted:
+            return ref, {}
+        axes = self._axes.pop(ref.run_id, StepAxes())
+        plan = [(k, axes.for_key(k)) for k in wanted]
+        specs = []
+        for k, m in plan:
+            specs.append(json.dumps({"keys": ["_step", k], "samples": SAMPLES}))
+            if m:
+                specs.append(json.dumps({"keys": ["_step", m, k], "samples": SAMPLES}))
+        try:
+            answer = self._runs.pop(ref.run_id)._exec(_HISTORY, specs=specs)
+        except (ValueError, *wandb_errors()) as exc:
+            return ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
+        lists = iter((((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or [])
+        hist, info = {}, {"x_axis": {}, "points": {}, "sampled": []}
+        for k, m in plan:
+            rows = next(lists, None) or []
+            paired = (next(lists, None) or []) if m else []
+            steps, values, axis = _on_axis(rows, paired, k, m)
+            if len(rows) >= SAMPLES:
+                info["sampled"].append(k)  # W&B sent SAMPLES evenly spaced rows of a longer history
+            if steps:
+                hist[k] = (steps, values)
+                info["x_axis"][k], info["points"][k] = axis, len(steps)
+        return replace(ref, extra={**ref.extra, "history": info}), hist
 
     def write(self, run, diagnosis, plot=None) -> str:
         """Re-read the run, then one UpsertBucket with the tags, notes and summary that changed.
@@ -300,6 +387,26 @@ mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMe
 """
 TAG_LIMIT = 64  # W&B rejects longer tags
 NOTES_LIMIT = 100_000
+
+
+def _on_axis(rows: list, paired: list, key: str, m: str | None) -> tuple[list, list, str]:
+    """(steps, values, axis) of one key from its ``_step`` rows and, with a step metric m,
+    the rows holding m too (m's value by ``_step``; interpolated for a row without it)."""
+    pts = [(r.get("_step"), _value(r.get(key))) for r in rows if isinstance(r, dict)]
+    pts = [(float(s), v) for s, v in pts if isinstance(s, int | float) and not isinstance(s, bool) and v is not None]
+    on_m = {}
+    for r in paired if m else []:
+        s, x = r.get("_step") if isinstance(r, dict) else None, _value(r.get(m)) if isinstance(r, dict) else None
+        if isinstance(s, int | float) and x is not None and math.isfinite(x):
+            on_m[float(s)] = x
+    if not on_m:
+        return [s for s, _ in pts], [v for _, v in pts], "_step"
+    import numpy as np
+
+    xs = np.array(sorted(on_m))
+    ys = np.array([on_m[x] for x in xs])
+    steps = [on_m[s] if s in on_m else float(np.interp(s, xs, ys)) for s, _ in pts]
+    return steps, [v for _, v in pts], m
 
 
 def wandb_errors() -> tuple:
