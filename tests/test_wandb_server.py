@@ -173,3 +173,67 @@ def test_run_without_history_and_filters_passed_through(wb, capsys):
     sent = [q["variables"]["filters"] for q in wb.requests if q["operation"] == "Runs"]
     assert sent and all(json.loads(f) == {"config.lr": {"$gt": 0.01}} for f in sent)
     assert run_cli(["label", "wandb", "ent/proj", "--filter", "{not json"], capsys)[0] == 2
+
+
+# define_metric as wandb-core stores it in the run config (_wandb.m): MetricRecords keyed by
+# proto field number, "1" name, "2" glob, "5" the 1-based index of the step metric's entry.
+HF_AXES = [{"1": "train/global_step", "6": [3]}, {"2": "*", "5": 1, "6": [1, 3]}]
+KERAS_AXES = [{"1": "epoch/epoch", "6": [3]}, {"2": "epoch/*", "5": 1, "6": [1, 3]}]
+
+
+def _overfit_acc(n=30):
+    x = np.arange(n, dtype=float)
+    return 0.6 + 0.39 * (1 - np.exp(-x / 4)), 0.6 + 0.12 * (1 - np.exp(-x / 4))  # ends 27 points apart
+
+
+def test_keys_are_read_on_the_run_step_metric(wb, capsys):
+    from helpers import run_cli
+
+    train_acc, test_acc = _overfit_acc()
+    train, test = _curves("overfitting", 30)
+    hf, keras, no_sync = [], [], []
+    for i in range(30):  # HF Trainer: train and eval rows apart, train/global_step in both (step_sync)
+        hf.append({"_step": 2 * i, "train/loss": float(train[i]), "train/accuracy": float(train_acc[i]),
+                   "train/global_step": 50 * (i + 1)})
+        hf.append({"_step": 2 * i + 1, "eval/loss": float(test[i]), "eval/accuracy": float(test_acc[i]),
+                   "train/global_step": 50 * (i + 1)})
+        keras.append({"_step": i, "epoch/loss": float(train[i]), "epoch/val_loss": float(test[i]),
+                      "epoch/accuracy": float(train_acc[i]), "epoch/val_accuracy": float(test_acc[i]),
+                      "epoch/epoch": i})
+        # eval logged without the step metric (no step_sync): its steps lie between the train rows'
+        no_sync.append({"_step": 3 * i, "train/loss": float(train[i]), "train/global_step": 10 * i})
+        no_sync.append({"_step": 3 * i + 2, "eval/loss": float(test[i])})
+    proj = wb.runs.setdefault(("ent", "proj"), [])
+    proj.append(StoredRun("hf", history=hf, config={"_wandb": {"m": HF_AXES}, "lr": 1e-3},
+                          summary={k: 0.0 for k in ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy")}))
+    proj.append(StoredRun("keras", history=keras, config={"_wandb": {"m": KERAS_AXES}},
+                          summary={k: 0.0 for k in ("epoch/loss", "epoch/val_loss", "epoch/accuracy",
+                                                    "epoch/val_accuracy")}))
+    proj.append(StoredRun("nosync", history=no_sync, config={"_wandb": {"m": HF_AXES}},
+                          summary={"train/loss": 0.0, "eval/loss": 0.0}))
+    code, out, _ = run_cli(["label", "wandb", "ent/proj", "--json", "-"], capsys)
+    rep = {r["run_id"]: r for r in json.loads(out)["runs"]}
+    assert code == 0 and {r["regime"] for r in rep.values()} == {"overfitting"}
+    assert rep["hf"]["history"]["x_axis"] == dict.fromkeys(rep["hf"]["keys"].values(), "train/global_step")
+    assert rep["keras"]["history"]["x_axis"]["epoch/val_loss"] == "epoch/epoch"
+    gap_reason = next(x for x in rep["hf"]["reasons"] if "accuracy is" in x)
+    assert "at step 1500" in gap_reason  # the last global step both reached, not a _step row number
+    assert rep["hf"]["acc_gap"] == pytest.approx(train_acc[-1] - test_acc[-1], abs=1e-6)
+    assert rep["keras"]["best_step"] < 30 and rep["hf"]["best_step"] % 50 == 0
+    assert rep["hf"]["best_step"] == 50 * (rep["keras"]["best_step"] + 1)  # same curve, other axis
+    # eval rows without the step metric sit between train rows: interpolated, 2/3 of the way to the next
+    assert rep["nosync"]["history"]["x_axis"] == {"train/loss": "train/global_step", "eval/loss": "train/global_step"}
+    assert rep["nosync"]["best_step"] == pytest.approx(10 * rep["keras"]["best_step"] + 20 / 3, abs=1e-3)
+    ops = [q["operation"] for q in wb.requests]
+    assert ops.count("RunSampledHistory") == 3 and all(not q["errors"] for q in wb.requests)
+
+
+def test_step_axes_follow_wandb_rules():
+    from tracker_diag.connectors.wandb import StepAxes
+
+    axes = StepAxes.from_config([*HF_AXES, {"1": "epoch/epoch"}, {"2": "epoch/*", "5": 3}])
+    assert axes.for_key("eval/loss") == "train/global_step"
+    assert axes.for_key("epoch/val_loss") == "epoch/epoch"  # the longer glob wins
+    assert axes.for_key("train/global_step") is None and axes.for_key("epoch/epoch") is None  # own axes
+    assert StepAxes.from_config(None).for_key("loss") is None
+    assert StepAxes.from_config([{"1": "a", "5": 99}, "junk", {"2": "b*", "4": "s"}]).for_key("bx") == "s"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -122,6 +123,9 @@ class WandbTestServer:
         self.requests: list[dict] = []  # {"operation", "variables"}
         self.throttle: dict[str, int] = {}  # operation -> how many of its next requests get 429
         self.broken_runs: set[str] = set()  # runs whose history answers a GraphQL error
+        self.delay: dict[str, float] = {}  # operation -> seconds each of its requests takes
+        self.in_flight: dict[str, int] = {}  # operation -> requests being answered now
+        self.max_in_flight: dict[str, int] = {}  # operation -> most answered at once
         self.lock = threading.Lock()
         self._httpd = None
 
@@ -225,7 +229,15 @@ class WandbTestServer:
                     self.send_header("content-length", "0")
                     self.end_headers()
                     return
-                payload = json.dumps(server.execute(body)).encode()
+                with server.lock:
+                    server.in_flight[op] = server.in_flight.get(op, 0) + 1
+                    server.max_in_flight[op] = max(server.max_in_flight.get(op, 0), server.in_flight[op])
+                try:
+                    time.sleep(server.delay.get(op, 0))
+                    payload = json.dumps(server.execute(body)).encode()
+                finally:
+                    with server.lock:
+                        server.in_flight[op] -= 1
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))

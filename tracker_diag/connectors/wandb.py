@@ -289,12 +289,16 @@ class WandbBackend:
 
         try:
             runs = self.api.runs(self.path, filters=self.filters, per_page=self.per_page, lazy=False)
+            metric_defs: dict = {}
             for run in runs:
+                if run.id not in metric_defs:  # a new page came in
+                    metric_defs = _metric_definitions(runs.last_response)
                 if run.state not in self.states:
                     continue
                 summary = dict(run.summary)
                 self._runs[run.id] = run
-                self._axes[run.id] = StepAxes.from_config((run.rawconfig.get("_wandb") or {}).get("m"))
+                self._axes[run.id] = StepAxes.from_config(
+                    metric_defs.get(run.id) or (run.rawconfig.get("_wandb") or {}).get("m"))
                 keys = tuple(k for k, v in summary.items() if not k.startswith(("_", "diag_"))
                              and _value(v) is not None)
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
@@ -312,30 +316,30 @@ class WandbBackend:
             yield from pool.map(lambda ref: self._history(ref, keys.get(ref.run_id, [])), runs)
 
     def _history(self, ref, wanted: list[str]) -> tuple:
-        """Every key of one run in ONE request: a spec per key on ``_step``, and for a key
-        with a step metric (define_metric) one more with the metric in it, to put the key on
-        that axis (the value in the same row; between rows it is interpolated)."""
+        """Every key of one run in ONE request: a spec per key on ``_step`` and one per step
+        metric (define_metric) its keys are plotted against; a key's rows are then put on
+        that metric (its value in the same row, interpolated between rows without it)."""
         from dataclasses import replace
 
         if not wanted:
             return ref, {}
         axes = self._axes.pop(ref.run_id, StepAxes())
         plan = [(k, axes.for_key(k)) for k in wanted]
-        specs = []
-        for k, m in plan:
-            specs.append(json.dumps({"keys": ["_step", k], "samples": SAMPLES}))
-            if m:
-                specs.append(json.dumps({"keys": ["_step", m, k], "samples": SAMPLES}))
+        metrics = sorted({m for _, m in plan if m})
+        specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in [*wanted, *metrics]]
         try:
             answer = self._runs.pop(ref.run_id)._exec(_HISTORY, specs=specs)
         except (ValueError, *wandb_errors()) as exc:
             return ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
-        lists = iter((((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or [])
+        lists = (((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or []
+        lists = [x if isinstance(x, list) else [] for x in lists] + [[]] * (len(specs) - len(lists))
+        series = dict(zip([*wanted, *metrics], (_series(rows, k) for rows, k in zip(lists, [*wanted, *metrics]))))
         hist, info = {}, {"x_axis": {}, "points": {}, "sampled": []}
-        for k, m in plan:
-            rows = next(lists, None) or []
-            paired = (next(lists, None) or []) if m else []
-            steps, values, axis = _on_axis(rows, paired, k, m)
+        for (k, m), rows in zip(plan, lists):
+            steps, values = series[k]
+            axis = "_step"
+            if m and any(math.isfinite(x) for x in series[m][1]):
+                steps, axis = _on_axis(steps, series[m]), m
             if len(rows) >= SAMPLES:
                 info["sampled"].append(k)  # W&B sent SAMPLES evenly spaced rows of a longer history
             if steps:
@@ -389,24 +393,57 @@ TAG_LIMIT = 64  # W&B rejects longer tags
 NOTES_LIMIT = 100_000
 
 
-def _on_axis(rows: list, paired: list, key: str, m: str | None) -> tuple[list, list, str]:
-    """(steps, values, axis) of one key from its ``_step`` rows and, with a step metric m,
-    the rows holding m too (m's value by ``_step``; interpolated for a row without it)."""
-    pts = [(r.get("_step"), _value(r.get(key))) for r in rows if isinstance(r, dict)]
-    pts = [(float(s), v) for s, v in pts if isinstance(s, int | float) and not isinstance(s, bool) and v is not None]
-    on_m = {}
-    for r in paired if m else []:
-        s, x = r.get("_step") if isinstance(r, dict) else None, _value(r.get(m)) if isinstance(r, dict) else None
-        if isinstance(s, int | float) and x is not None and math.isfinite(x):
-            on_m[float(s)] = x
-    if not on_m:
-        return [s for s, _ in pts], [v for _, v in pts], "_step"
+def _metric_definitions(response) -> dict:
+    """Run name -> its ``_wandb.m`` (define_metric) from a raw ``Runs`` page.
+
+    wandb 0.31's Run parses its config twice when built from a listing and loses the
+    internal ``_wandb`` key on the second pass (``run.rawconfig`` comes back without it),
+    so the definitions are read from the page as the server sent it.
+    """
+    out = {}
+    try:
+        edges = response["project"]["runs"]["edges"]
+    except (KeyError, TypeError):
+        return out
+    for edge in edges:
+        node = (edge or {}).get("node") or {}
+        config = node.get("config")
+        try:
+            config = json.loads(config) if isinstance(config, str | bytes) else config
+        except ValueError:
+            continue
+        internal = (config or {}).get("_wandb") if isinstance(config, dict) else None
+        if isinstance(internal, dict) and isinstance(internal.get("value"), dict):
+            internal = internal["value"]
+        if node.get("name"):  # every run of the page, so that one without definitions is known too
+            out[node["name"]] = internal.get("m") if isinstance(internal, dict) else None
+    return out
+
+
+def _series(rows: list, key: str) -> tuple[list, list]:
+    """(_step values, key values) of one ``sampledHistory`` list; non-numbers dropped."""
+    steps, values = [], []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        s, v = r.get("_step"), _value(r.get(key))
+        if isinstance(s, int | float) and not isinstance(s, bool) and v is not None:
+            steps.append(float(s))
+            values.append(v)
+    return steps, values
+
+
+def _on_axis(rows_steps: list, metric: tuple[list, list]) -> list:
+    """``_step`` row numbers mapped onto a step metric logged at (some of) the rows: its
+    value in the same row, else interpolated between the nearest rows that hold it."""
     import numpy as np
 
+    on_m = {s: x for s, x in zip(*metric) if math.isfinite(x)}
+    if not on_m:
+        return rows_steps
     xs = np.array(sorted(on_m))
     ys = np.array([on_m[x] for x in xs])
-    steps = [on_m[s] if s in on_m else float(np.interp(s, xs, ys)) for s, _ in pts]
-    return steps, [v for _, v in pts], m
+    return [on_m[s] if s in on_m else float(np.interp(s, xs, ys)) for s in rows_steps]
 
 
 def wandb_errors() -> tuple:
