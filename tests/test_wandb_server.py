@@ -237,3 +237,43 @@ def test_step_axes_follow_wandb_rules():
     assert axes.for_key("train/global_step") is None and axes.for_key("epoch/epoch") is None  # own axes
     assert StepAxes.from_config(None).for_key("loss") is None
     assert StepAxes.from_config([{"1": "a", "5": 99}, "junk", {"2": "b*", "4": "s"}]).for_key("bx") == "s"
+
+
+def test_long_histories_are_sampled_and_say_so_nan_and_inf_kept(wb, capsys, tmp_path):
+    from helpers import run_cli
+
+    n = 2500  # more rows than one sampledHistory spec returns
+    rows = [{"_step": i, "loss": float(2 * np.exp(-i / 800) + 0.1), "val_loss": float(2 * np.exp(-i / 900) + 0.2)}
+            for i in range(n)]
+    wb.runs.setdefault(("ent", "proj"), []).append(StoredRun("long", history=rows, summary={"loss": 0.1, "val_loss": 0.2}))
+    short = [{"_step": i, "loss": 1.0 / (i + 1), "val_loss": 1.0 / (i + 1) + 0.1} for i in range(20)]
+    # Non-finite values come back as strings: wandb-core rejects a bare NaN token in an answer
+    # ("invalid character 'N'"), so a server that works with the SDK cannot send one
+    short += [{"_step": 20, "loss": "NaN", "val_loss": "Infinity"}, {"_step": 21, "loss": "NaN", "val_loss": "-Infinity"}]
+    wb.runs[("ent", "proj")].append(StoredRun("blown", history=short, summary={"loss": 0.1, "val_loss": 0.2}))
+    html = tmp_path / "r.html"
+    code, out, err = run_cli(["label", "wandb", "ent/proj", "--json", "-", "--report", str(html)], capsys)
+    rep = {r["run_id"]: r for r in json.loads(out[out.index("{"):out.rindex("}") + 1])["runs"]}
+    assert code == 0, err
+    assert rep["long"]["history"]["sampled"] == ["loss", "val_loss"]
+    assert rep["long"]["history"]["points"] == {"loss": 1000, "val_loss": 1000}
+    assert rep["long"]["regime"] == "learning"
+    assert rep["blown"]["history"]["sampled"] == [] and rep["blown"]["history"]["points"]["loss"] == 22
+    assert rep["blown"]["regime"] == "diverging" and "nonfinite" in rep["blown"]["flags"]
+    assert "sampled: loss (1000 rows), val_loss (1000 rows)" in html.read_text()
+    code, out, _ = run_cli(["label", "wandb", "ent/proj"], capsys)
+    assert "1 run(s) have longer histories than W&B serves whole" in out
+
+
+def test_history_reads_are_concurrent_and_bounded(wb, capsys):
+    from helpers import run_cli
+
+    for i in range(9):
+        _log(wb, f"r{i}", "learning")
+    wb.delay["RunSampledHistory"] = 0.3
+    code, out, _ = run_cli(["label", "wandb", "ent/proj", "--workers", "3", "--json", "-"], capsys)
+    assert code == 0 and [r["run_id"] for r in json.loads(out)["runs"]] == [f"r{i}" for i in range(9)]  # in order
+    assert wb.max_in_flight["RunSampledHistory"] == 3
+    wb.max_in_flight.clear()
+    assert run_cli(["label", "wandb", "ent/proj", "--workers", "1", "-q"], capsys)[0] == 0
+    assert wb.max_in_flight["RunSampledHistory"] == 1
