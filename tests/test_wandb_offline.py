@@ -139,3 +139,47 @@ def test_label_wandb_offline_dir(corpus, corpus_runs, capsys):
     rep = json.loads(out)
     assert code == 0 and {r["run_name"] for r in rep["runs"]} == {r.run_name for r in corpus[:8]}
     assert run_cli(["label", "wandb", "--offline", str(root), "--write"], capsys)[0] == 2
+
+
+STEP_WRITER = textwrap.dedent("""
+    import json, sys, wandb
+    train_acc, test_acc, train, test = json.load(open(sys.argv[1]))
+    r = wandb.init(project="offline-test", name="hf-like")
+    r.define_metric("train/global_step")
+    r.define_metric("*", step_metric="train/global_step", step_sync=True)  # what HF's WandbCallback does
+    r.define_metric("epoch/epoch")
+    r.define_metric("epoch/*", step_metric="epoch/epoch")  # what Keras' WandbMetricsLogger does
+    for i in range(len(train)):
+        r.log({"train/loss": train[i], "train/accuracy": train_acc[i], "train/global_step": 50 * (i + 1)})
+        r.log({"eval/loss": test[i], "eval/accuracy": test_acc[i]})  # its own row; step_sync adds the step
+        r.log({"epoch/val_loss": test[i], "epoch/epoch": i})
+    r.finish()
+""")
+
+
+def test_offline_keys_on_their_step_metric(tmp_path):
+    """define_metric as HF Trainer and Keras call it: the curves are read on train/global_step
+    and epoch/epoch, not on the _step row counter (3 rows per epoch here)."""
+    from tracker_diag.batch import label
+    from tracker_diag.files import FileBackend
+
+    x = np.arange(30, dtype=float)
+    curves = [0.6 + 0.39 * (1 - np.exp(-x / 4)), 0.6 + 0.12 * (1 - np.exp(-x / 4)),
+              2 * np.exp(-x / 5) + 0.01, 0.6 + 0.001 * (x - 10) ** 2]
+    spec = tmp_path / "curves.json"
+    spec.write_text(json.dumps([c.tolist() for c in curves]))
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+           "WANDB_ERROR_REPORTING": "false", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", STEP_WRITER, str(spec)], env=env, check=True, timeout=300,
+                   capture_output=True)
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    run = read_offline_run(run_dir, [])
+    steps = {k: sorted({s for key, s, _ in run.rows if key == k}) for k in ("train/loss", "eval/loss", "epoch/val_loss")}
+    assert steps["train/loss"] == steps["eval/loss"] == [50.0 * (i + 1) for i in range(30)]
+    assert steps["epoch/val_loss"] == [float(i) for i in range(30)]
+    (res,) = label(FileBackend([str(run_dir)]), keys={"train_loss": "train/loss", "test_loss": "eval/loss",
+                                                      "train_acc": "train/accuracy", "test_acc": "eval/accuracy"}).results
+    d = res.diagnosis
+    assert d.regime == "overfitting" and d.best_step == 50 * (int(np.argmin(curves[3])) + 1)
+    assert d.acc_gap == pytest.approx(curves[0][-1] - curves[1][-1], abs=1e-6)
+    assert any("at step 1500" in r for r in d.reasons)  # the last global step, not row 88
