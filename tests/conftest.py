@@ -19,6 +19,19 @@ def clean_environ(monkeypatch, tmp_path):
     monkeypatch.delenv("CI", raising=False)
 
 
+@pytest.fixture
+def wb(monkeypatch):
+    """The W&B test server (tests/wandb_server.py), with the real SDK pointed at it."""
+    from wandb_server import WandbTestServer
+
+    with WandbTestServer(entity="ent") as srv:
+        monkeypatch.setenv("WANDB_BASE_URL", srv.url)
+        monkeypatch.setenv("WANDB_API_KEY", "a" * 40)  # a dummy 40-character key
+        monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+        monkeypatch.setenv("WANDB_ENTITY", "ent")
+        yield srv
+
+
 @pytest.fixture(scope="session")
 def corpus():
     """A small corpus of genuinely trained runs (one per cause, two naming conventions)."""

@@ -144,5 +144,53 @@ def test_shipped_example_configuration_is_valid():
     from tracker_diag.sweep import load
 
     cfg = load(Path(__file__).resolve().parents[1] / "scripts" / "tracker-diag.example.toml")
-    assert cfg.errors == [] and [s.name for s in cfg.sources] == ["local", "team-server"]
+    assert cfg.errors == [] and [s.name for s in cfg.sources] == ["local", "team-server", "wandb-team"]
     assert cfg.sources[1].keys == {"test_loss": "val/loss"} and cfg.fail_on == ("diverging",)
+
+
+def test_sweep_over_mlflow_and_wandb(tmp_path, capsys, wb):
+    from wandb_server import StoredRun
+
+    local = f"sqlite:///{tmp_path}/local.db"
+    client = MlflowClient(local)
+    exp = client.create_experiment("a")
+    log_run(client, exp, "learning")
+    x = [float(i) for i in range(40)]
+    for name, test in (("wb-learning", [2.0 / (1 + i / 8) + 0.2 for i in x]),
+                       ("wb-overfit", [0.6 + 0.001 * (i - 10) ** 2 for i in x]),
+                       ("wb-flat-val", [1.0] * 40)):
+        rows = [{"_step": int(i), "loss": 2.0 / (1 + i / 5) + 0.01, "val_loss": t} for i, t in zip(x, test)]
+        wb.runs.setdefault(("ent", "proj"), []).append(
+            StoredRun(name, history=rows, summary={"loss": 0.0, "val_loss": 0.0}, config={"team": name[-1]}))
+    cfg = config(tmp_path, f"""
+write = true
+json = "out/nightly.json"
+
+[[sources]]
+name = "local"
+type = "mlflow"
+tracking-uri = "{local}"
+experiments = ["a"]
+
+[[sources]]
+name = "wandb"
+type = "wandb"
+project = "ent/proj"
+filter = {{ "config.team" = {{ "$ne" = "d" }} }}
+workers = 2
+""")
+    code, out, err = run_cli(["sweep", "--config", str(cfg)], capsys)
+    assert code == 0, err
+    rep = json.loads((tmp_path / "out/nightly.json").read_text())
+    got = {r["run_id"]: r["regime"] for r in rep["runs"] if r["source"] == "wandb"}
+    assert got == {"wb-learning": "learning", "wb-overfit": "overfitting", "wb-flat-val": "overfitting"}  # train falls, test flat
+    sent = [json.loads(q["variables"]["filters"]) for q in wb.requests if q["operation"] == "Runs"]
+    assert sent == [{"config.team": {"$ne": "d"}}]  # the TOML table went through as the W&B filter
+    stored = {r.name: (list(r.tags), r.summary.get("diag_regime")) for r in wb.runs[("ent", "proj")]}
+    assert stored["wb-overfit"] == (["overfitting"], "overfitting")
+
+    wb.requests.clear()
+    code, out, _ = run_cli(["sweep", "--config", str(cfg)], capsys)
+    ops = [q["operation"] for q in wb.requests]
+    assert code == 0 and "Nothing changed since the last sweep." in out
+    assert "RunSampledHistory" not in ops and "UpsertBucket" not in ops

@@ -123,7 +123,7 @@ class WandbTestServer:
         self.requests: list[dict] = []  # {"operation", "variables"}
         self.throttle: dict[str, int] = {}  # operation -> how many of its next requests get 429
         self.broken_runs: set[str] = set()  # runs whose history answers a GraphQL error
-        self.delay: dict[str, float] = {}  # operation -> seconds each of its requests takes
+        self.delay: dict[str, float] = {}  # operation ("*": any) -> seconds each of its requests takes
         self.in_flight: dict[str, int] = {}  # operation -> requests being answered now
         self.max_in_flight: dict[str, int] = {}  # operation -> most answered at once
         self.lock = threading.Lock()
@@ -233,7 +233,7 @@ class WandbTestServer:
                     server.in_flight[op] = server.in_flight.get(op, 0) + 1
                     server.max_in_flight[op] = max(server.max_in_flight.get(op, 0), server.in_flight[op])
                 try:
-                    time.sleep(server.delay.get(op, 0))
+                    time.sleep(server.delay.get(op, server.delay.get("*", 0)))
                     answer = server.execute(body)
                     try:  # wandb-core cannot parse a bare NaN token: a test must not rely on one
                         payload = json.dumps(answer, allow_nan=False).encode()

@@ -41,7 +41,7 @@ from tracker_diag.report import atomic_write
 _TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force", "attach-plots"}
 _SOURCE = {"mlflow": {"name", "type", "tracking-uri", "experiments", "all-experiments", "filter",
                       "include-running", "keys", "workers"},
-           "wandb": {"name", "type", "project", "filter", "keys", "include-running"}}
+           "wandb": {"name", "type", "project", "filter", "keys", "include-running", "workers"}}
 ALARMING = ("diverging", "overfitting", "data_issue")
 
 
@@ -157,7 +157,18 @@ def _backend(src: Source):
         return MlflowBackend(o.get("tracking-uri"), experiments=[exps] if isinstance(exps, str) else list(exps),
                              all_experiments=bool(o.get("all-experiments")), filter_string=o.get("filter"),
                              include_running=bool(o.get("include-running")), workers=int(o.get("workers", 8)))
-    raise ConnectorError("the W&B connector is not available in this version of tracker-diag")
+    from tracker_diag.connectors.wandb import WandbBackend
+
+    filters = o.get("filter")
+    if isinstance(filters, str):  # a JSON string, as on the command line
+        try:
+            filters = json.loads(filters)
+        except ValueError as exc:
+            raise ConnectorError(f"filter is not JSON: {exc}") from exc
+    if filters is not None and not isinstance(filters, dict):
+        raise ConnectorError("filter must be a table or a JSON object (a W&B MongoDB-style run filter)")
+    return WandbBackend(str(o["project"]), filters=filters, include_running=bool(o.get("include-running")),
+                        workers=int(o.get("workers", 4)))
 
 
 @contextlib.contextmanager
