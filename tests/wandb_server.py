@@ -139,7 +139,8 @@ class WandbTestServer:
                 "heartbeatAt": r.heartbeat_at, "description": r.notes, "notes": r.notes,
                 "systemMetrics": "{}", "summaryMetrics": json.dumps(r.summary),
                 "historyLineCount": len(r.history),
-                "historyKeys": json.dumps({"lastStep": len(r.history) - 1, "keys": {}}),
+                "historyKeys": json.dumps({"lastStep": max((h.get("_step", -1) for h in r.history), default=-1),
+                                           "keys": {}}),
                 "user": {"id": "u1", "name": "me", "username": "me"},
                 "sampledHistory": lambda _info, specs, packVersion=None: [self._sampled(r, json.loads(x))
                                                                           for x in specs]}
@@ -190,6 +191,7 @@ class WandbTestServer:
                         r.notes = input["notes"]
                     if input.get("summaryMetrics") is not None:
                         r.summary = json.loads(input["summaryMetrics"])
+                    r.heartbeat_at = _now()  # assume the worst: a write moves the heartbeat
                     return {"bucket": self._run_dict(project, r)}
         raise ValueError(f"no run with id {input.get('id')!r}")
 
@@ -262,6 +264,12 @@ class WandbTestServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _first_field(query: str) -> str:

@@ -304,7 +304,7 @@ class WandbBackend:
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
                              status="RUNNING" if run.state == "running" else "FINISHED",
                              tags={k: str(summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
-                             checked=f"rows={run._attrs.get('historyLineCount')};hb={run._attrs.get('heartbeatAt')}",
+                             checked=_fingerprint(run._attrs),
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
         except (ValueError, *wandb_errors()) as exc:
@@ -391,6 +391,19 @@ mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMe
 """
 TAG_LIMIT = 64  # W&B rejects longer tags
 NOTES_LIMIT = 100_000
+
+
+def _fingerprint(attrs: dict) -> str:
+    """What a run's history looks like now, from the listing alone: its row count and last
+    step. Not heartbeatAt: a write to the run may move it, and the run would be relabelled
+    every night for the label's own sake."""
+    keys = attrs.get("historyKeys")
+    try:
+        keys = json.loads(keys) if isinstance(keys, str | bytes) else keys
+    except ValueError:
+        keys = None
+    last = keys.get("lastStep") if isinstance(keys, dict) else None
+    return f"rows={attrs.get('historyLineCount')};last={last}"
 
 
 def _metric_definitions(response) -> dict:
