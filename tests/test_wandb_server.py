@@ -267,3 +267,18 @@ def test_history_reads_are_concurrent_and_bounded(wb, capsys):
     wb.max_in_flight.clear()
     assert run_cli(["label", "wandb", "ent/proj", "--workers", "1", "-q"], capsys)[0] == 0
     assert wb.max_in_flight["RunSampledHistory"] == 1
+
+
+def test_a_run_with_an_over_long_tag_is_reported_not_stripped(wb, capsys):
+    from helpers import run_cli
+
+    _log(wb, "ok", "learning", tags=["mine"])
+    _log(wb, "legacy", "learning", tags=["mine", "x" * 70])  # from a time the server allowed it
+    code, out, err = run_cli(["label", "wandb", "ent/proj", "--write", "--json", "-"], capsys)
+    rep = {r["run_id"]: r for r in json.loads(out)["runs"]}
+    assert code == 1 and rep["legacy"]["action"] == "failed" and "64 characters" in rep["legacy"]["error"]
+    ok, legacy = wb.runs[("ent", "proj")]
+    assert ok.tags == ["mine", "learning"] and legacy.tags == ["mine", "x" * 70]  # nothing lost, nothing half-written
+    assert "diag_regime" not in legacy.summary and legacy.notes == ""
+    sent = [t for q in wb.requests if q["operation"] == "UpsertBucket" for t in q["variables"].get("tags") or []]
+    assert sent and all(len(t) <= 64 for t in sent)

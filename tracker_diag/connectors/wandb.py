@@ -370,7 +370,11 @@ class WandbBackend:
         new_tags = [t for t in tags if not (t == previous and previous in REGIMES and t != diagnosis.regime)]
         if diagnosis.regime not in new_tags:
             new_tags.append(diagnosis.regime)
-        new_tags = [t for t in new_tags if len(t) <= TAG_LIMIT]  # the server rejects longer ones
+        too_long = [t for t in new_tags if len(t) > TAG_LIMIT]
+        if too_long:  # W&B would reject the whole list; dropping the tag would lose the user's data
+            raise ConnectorError(f"run {run.run_id} has a tag longer than {TAG_LIMIT} characters "
+                                 f"({too_long[0][:20]!r}...), which W&B rejects in a tag update; nothing was "
+                                 "written to this run", run.run_id)
         new_notes = merge_note(notes, note_section(diagnosis), NOTES_LIMIT) or notes
         if new_tags == tags and new_notes == notes and new_summary == summary:
             return "unchanged"
