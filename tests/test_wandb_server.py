@@ -282,3 +282,24 @@ def test_a_run_with_an_over_long_tag_is_reported_not_stripped(wb, capsys):
     assert "diag_regime" not in legacy.summary and legacy.notes == ""
     sent = [t for q in wb.requests if q["operation"] == "UpsertBucket" for t in q["variables"].get("tags") or []]
     assert sent and all(len(t) <= 64 for t in sent)
+
+
+def test_connection_and_credential_errors_are_one_line_and_never_show_the_key(wb, capsys, monkeypatch, tmp_path):
+    from helpers import run_cli
+
+    _log(wb, "a", "learning")
+    wb.api_key = "b" * 40
+    code, out, err = run_cli(["label", "wandb", "ent/proj"], capsys)  # the fixture's key is "a" * 40
+    assert code == 2 and err.startswith("error: W&B") and "Traceback" not in err + out
+    assert "a" * 40 not in out + err and "b" * 40 not in out + err
+    assert any(q.get("status") == 401 for q in wb.requests) and len(err.strip().splitlines()) == 1
+
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc to fall back on
+    code, out, err = run_cli(["label", "wandb", "ent/proj"], capsys)
+    assert code == 2 and "API key" in err and "Traceback" not in err + out
+
+    monkeypatch.setenv("WANDB_API_KEY", "b" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    code, out, err = run_cli(["label", "wandb", "ent/proj"], capsys)
+    assert code == 2 and "cannot reach the W&B server at http://127.0.0.1:9" in err and "b" * 40 not in err

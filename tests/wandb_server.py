@@ -123,6 +123,7 @@ class WandbTestServer:
         self.requests: list[dict] = []  # {"operation", "variables"}
         self.throttle: dict[str, int] = {}  # operation -> how many of its next requests get 429
         self.broken_runs: set[str] = set()  # runs whose history answers a GraphQL error
+        self.api_key: str | None = None  # when set, any other key is answered 401
         self.delay: dict[str, float] = {}  # operation ("*": any) -> seconds each of its requests takes
         self.in_flight: dict[str, int] = {}  # operation -> requests being answered now
         self.max_in_flight: dict[str, int] = {}  # operation -> most answered at once
@@ -218,6 +219,17 @@ class WandbTestServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                if server.api_key is not None and not _authorised(self.headers.get("authorization"), server.api_key):
+                    with server.lock:
+                        server.requests.append({"operation": "(unauthorised)", "variables": None,
+                                                "errors": ["401"], "status": 401})
+                    payload = b'{"errors": [{"message": "invalid API key"}]}'
+                    self.send_response(401)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 op = body.get("operationName") or _first_field(body.get("query", ""))
                 with server.lock:
                     throttled = server.throttle.get(op, 0) > 0
@@ -264,6 +276,19 @@ class WandbTestServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+
+def _authorised(header: str | None, key: str) -> bool:
+    """W&B's HTTP basic auth: user "api", password the API key."""
+    import base64
+
+    if not header or not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        return False
+    return user == "api" and password == key
 
 
 def _now() -> str:

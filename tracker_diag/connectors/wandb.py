@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -275,8 +276,11 @@ class WandbBackend:
         self.states = {"finished", "running"} if include_running else {"finished"}
         self.per_page = per_page
         self.workers = max(1, workers)
-        # The SDK's retries stop at the Api timeout; a generous one lets them honour Retry-After.
-        self.api = wandb.Api(timeout=timeout)
+        _check_reachable(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+        try:  # the SDK's retries stop at the Api timeout; a generous one lets them honour Retry-After
+            self.api = wandb.Api(timeout=timeout)
+        except (ValueError, *wandb_errors()) as exc:  # no API key, rejected key, unknown entity
+            raise ConnectorError(f"W&B: {exc}") from exc
         self._runs: dict[str, object] = {}
         self._axes: dict[str, StepAxes] = {}
 
@@ -395,6 +399,25 @@ mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMe
 """
 TAG_LIMIT = 64  # W&B rejects longer tags
 NOTES_LIMIT = 100_000
+
+
+def _check_reachable(base_url: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after the SDK's minute of retries, when nothing listens at the
+    W&B address (skipped behind a proxy, which the SDK would use and a bare socket would not)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return
+    url = urlsplit(base_url)
+    if not url.hostname:
+        raise ConnectorError(f"WANDB_BASE_URL is not a URL: {base_url!r}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectorError(f"cannot reach the W&B server at {url.scheme}://{url.hostname}:{port} ({exc}); "
+                             "check WANDB_BASE_URL and the network") from exc
 
 
 def _fingerprint(attrs: dict) -> str:
