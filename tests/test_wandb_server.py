@@ -303,3 +303,16 @@ def test_connection_and_credential_errors_are_one_line_and_never_show_the_key(wb
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     code, out, err = run_cli(["label", "wandb", "ent/proj"], capsys)
     assert code == 2 and "cannot reach the W&B server at http://127.0.0.1:9" in err and "b" * 40 not in err
+
+
+def test_project_from_the_environment(wb, capsys, monkeypatch):
+    from helpers import run_cli
+
+    _log(wb, "a", "learning")
+    monkeypatch.setenv("WANDB_PROJECT", "proj")  # WANDB_ENTITY=ent from the fixture
+    code, out, _ = run_cli(["label", "wandb", "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["runs"][0]["regime"] == "learning"
+    assert run_cli(["label", "wandb", "proj", "-q"], capsys)[0] == 0  # the entity from WANDB_ENTITY
+    monkeypatch.delenv("WANDB_ENTITY")
+    code, _, err = run_cli(["label", "wandb", "-q"], capsys)
+    assert code == 2 and "ENTITY/PROJECT" in err

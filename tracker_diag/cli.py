@@ -286,7 +286,13 @@ def label_wandb(path, filter_json, include_running, offline_dir, write, force, w
     """
     import json
 
-    path = path or "/".join(filter(None, (os.environ.get("WANDB_ENTITY"), os.environ.get("WANDB_PROJECT"))))
+    path = path or os.environ.get("WANDB_PROJECT", "")
+    if path and "/" not in path and os.environ.get("WANDB_ENTITY"):
+        path = f"{os.environ['WANDB_ENTITY']}/{path}"
+    if not offline_dir and path.count("/") != 1:
+        click.echo(f"error: give the project as ENTITY/PROJECT (or set WANDB_ENTITY and WANDB_PROJECT); "
+                   f"got {path!r}", err=True)
+        sys.exit(EXIT_USAGE)
     try:
         filters = json.loads(filter_json) if filter_json else None
     except ValueError as exc:
