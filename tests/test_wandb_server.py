@@ -316,3 +316,28 @@ def test_project_from_the_environment(wb, capsys, monkeypatch):
     monkeypatch.delenv("WANDB_ENTITY")
     code, _, err = run_cli(["label", "wandb", "-q"], capsys)
     assert code == 2 and "ENTITY/PROJECT" in err
+
+
+def test_attach_plots_uploads_only_for_changed_runs(wb, capsys):
+    from helpers import run_cli
+
+    _log(wb, "a", "overfitting")
+    _log(wb, "b", "learning")
+    code, _, err = run_cli(["label", "wandb", "ent/proj", "--write", "--attach-plots", "-q"], capsys)
+    assert code == 0, err
+    a, b = wb.runs[("ent", "proj")]
+    assert a.files["tracker_diag/diagnosis.png"].startswith(b"\x89PNG") and b.files["tracker_diag/diagnosis.png"]
+    assert a.tags == ["overfitting"] and b.tags == ["learning"]
+    first = dict(b.files)
+
+    wb.requests.clear()
+    assert run_cli(["label", "wandb", "ent/proj", "--write", "--attach-plots", "-q"], capsys)[0] == 0
+    assert not any(q["operation"] in ("CreateRunFiles", "(upload)") for q in wb.requests)  # nothing changed
+
+    train, test = _curves("overfitting")  # b now overfits: only its plot is uploaded again
+    b.history = [{"_step": i, "train/loss": float(t), "eval/loss": float(v)} for i, (t, v) in enumerate(zip(train, test))]
+    wb.requests.clear()
+    assert run_cli(["label", "wandb", "ent/proj", "--write", "--attach-plots", "-q"], capsys)[0] == 0
+    uploads = [q["variables"]["path"] for q in wb.requests if q["operation"] == "(upload)"]
+    assert uploads == ["/upload/ent/proj/b/tracker_diag/diagnosis.png"] and b.files != first
+    assert b.tags == ["overfitting"] and all(not q["errors"] for q in wb.requests)

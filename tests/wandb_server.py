@@ -24,11 +24,20 @@ scalar JSON
 type Query {
   viewer: User
   project(name: String, entityName: String): Project
+  serverInfo: ServerInfo
 }
+
+type ServerInfo { features: [ServerFeature!]! }
+type ServerFeature { name: String!, isEnabled: Boolean! }
 
 type Mutation {
   upsertBucket(input: UpsertBucketInput!): UpsertBucketPayload
+  createRunFiles(input: CreateRunFilesInput!): CreateRunFilesPayload
 }
+
+input CreateRunFilesInput { entityName: String!, projectName: String!, runName: String!, files: [String!]! }
+type CreateRunFilesPayload { runID: ID!, uploadHeaders: [String!]!, files: [RunFile!]! }
+type RunFile { name: String!, uploadUrl: String }
 
 input UpsertBucketInput {
   id: String
@@ -95,6 +104,21 @@ type Run {
   historyKeys: JSONString
   user: User
   sampledHistory(specs: [JSONString!]!, packVersion: Int): [JSON]
+  fileCount: Int
+  files(names: [String], after: String, first: Int, pattern: String): FileConnection
+}
+
+type FileConnection { edges: [FileEdge!]!, pageInfo: PageInfo! }
+type FileEdge { node: File, cursor: String! }
+type File {
+  id: ID!
+  name: String!
+  url(upload: Boolean): String
+  directUrl: String
+  sizeBytes: Int
+  mimetype: String
+  updatedAt: DateTime
+  md5: String
 }
 """
 
@@ -109,6 +133,7 @@ class StoredRun:
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)  # rows as logged: {key: value, "_step": n}
+    files: dict[str, bytes] = field(default_factory=dict)  # uploaded files by name
     created_at: str = "2026-11-01T00:00:00"
     heartbeat_at: str = "2026-11-01T01:00:00"
 
@@ -144,7 +169,16 @@ class WandbTestServer:
                                            "keys": {}}),
                 "user": {"id": "u1", "name": "me", "username": "me"},
                 "sampledHistory": lambda _info, specs, packVersion=None: [self._sampled(r, json.loads(x))
-                                                                          for x in specs]}
+                                                                          for x in specs],
+                "fileCount": len(r.files), "files": lambda _info, names=None, **_page: self._files(r, names)}
+
+    def _files(self, run: StoredRun, names) -> dict:
+        chosen = [n for n in run.files if not names or n in names]
+        return {"edges": [{"node": {"id": f"file-{n}", "name": n, "url": f"{self.url}/files/{run.name}/{n}",
+                                    "directUrl": f"{self.url}/files/{run.name}/{n}", "sizeBytes": len(run.files[n]),
+                                    "mimetype": "application/octet-stream", "updatedAt": _now(), "md5": ""},
+                           "cursor": n} for n in chosen],
+                "pageInfo": {"endCursor": chosen[-1] if chosen else None, "hasNextPage": False}}
 
     def _sampled(self, run: StoredRun, spec: dict) -> list[dict]:
         """W&B's semantics: only rows holding every requested key, sampled down evenly."""
@@ -196,10 +230,20 @@ class WandbTestServer:
                     return {"bucket": self._run_dict(project, r)}
         raise ValueError(f"no run with id {input.get('id')!r}")
 
+    def _create_run_files(self, _info, input):
+        """Upload URLs on this server (PUT /upload/ENTITY/PROJECT/RUN/NAME)."""
+        runs = self.runs.get((input["entityName"], input["projectName"]), [])
+        if not any(r.name == input["runName"] for r in runs):
+            raise ValueError(f"no run {input['runName']!r}")
+        base = f"/upload/{input['entityName']}/{input['projectName']}/{input['runName']}"
+        return {"runID": f"run-{input['runName']}", "uploadHeaders": ["Content-Type:application/octet-stream"],
+                "files": [{"name": f, "uploadUrl": f"{self.url}{base}/{f}"} for f in input["files"]]}
+
     def execute(self, body: dict) -> dict:
-        root = {"upsertBucket": self._upsert,"viewer": {"id": "u1", "entity": self.entity, "username": "me", "email": "me@example.com",
+        root = {"upsertBucket": self._upsert, "createRunFiles": self._create_run_files,"viewer": {"id": "u1", "entity": self.entity, "username": "me", "email": "me@example.com",
                            "flags": "{}", "name": "me", "teams": {"edges": []}},
-                "project": lambda _info, name=None, entityName=None: self._project(name, entityName)}
+                "project": lambda _info, name=None, entityName=None: self._project(name, entityName),
+                "serverInfo": {"features": []}}  # no optional feature: the SDK takes its oldest paths
         result = graphql_sync(self.schema, body.get("query", ""), root_value=root,
                               variable_values=body.get("variables"), operation_name=body.get("operationName") or None)
         with self.lock:
@@ -261,6 +305,22 @@ class WandbTestServer:
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_PUT(self):
+                """A file upload to a URL that createRunFiles handed out."""
+                data = self.rfile.read(int(self.headers.get("content-length", 0)))
+                parts = self.path.split("/", 5)  # "", "upload", entity, project, run, name
+                run = None
+                if len(parts) == 6 and parts[1] == "upload":
+                    run = next((r for r in server.runs.get((parts[2], parts[3]), []) if r.name == parts[4]), None)
+                with server.lock:
+                    server.requests.append({"operation": "(upload)", "variables": {"path": self.path},
+                                            "errors": [] if run else ["404"]})
+                    if run is not None:
+                        run.files[parts[5]] = data
+                self.send_response(200 if run else 404)
+                self.send_header("content-length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass

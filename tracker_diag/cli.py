@@ -262,11 +262,13 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
               help="Read the offline runs under DIR (wandb/offline-run-*) instead of a server; read-only.")
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
+@click.option("--attach-plots", is_flag=True,
+              help="With --write: upload each changed run's diagnosis plot as the file tracker_diag/diagnosis.png.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 16),
               help="History reads and writes in flight (bounded; W&B rate-limits per API key).")
 @common_options
-def label_wandb(path, filter_json, include_running, offline_dir, write, force, workers, keys, gap_threshold,
-                json_path, html_path, fail_on, quiet):
+def label_wandb(path, filter_json, include_running, offline_dir, write, force, attach_plots, workers, keys,
+                gap_threshold, json_path, html_path, fail_on, quiet):
     """Label the runs of a W&B project and (with --write) tag them.
 
     Reads WANDB_API_KEY, WANDB_BASE_URL, WANDB_ENTITY and WANDB_PROJECT. Every key's
@@ -316,7 +318,7 @@ def label_wandb(path, filter_json, include_running, offline_dir, write, force, w
         backend = WandbBackend(path, filters=filters, include_running=include_running, workers=workers)
         with _progress(not quiet, "labelling" if write else "dry run") as tick:
             batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
-                          keep_curves=bool(html_path), write_workers=workers)
+                          keep_curves=bool(html_path), write_workers=workers, attach_plots=attach_plots and write)
     except (ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

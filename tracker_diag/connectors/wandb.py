@@ -382,6 +382,8 @@ class WandbBackend:
         new_notes = merge_note(notes, note_section(diagnosis), NOTES_LIMIT) or notes
         if new_tags == tags and new_notes == notes and new_summary == summary:
             return "unchanged"
+        if plot is not None:  # first: a failed upload leaves the run as it was
+            self._attach(fresh, run.run_id, plot())
         try:
             fresh._exec(_UPSERT, id=fresh.storage_id, tags=new_tags, notes=new_notes,
                         summaryMetrics=json.dumps(new_summary, allow_nan=True))
@@ -390,6 +392,22 @@ class WandbBackend:
         return "written"
 
 
+    @staticmethod
+    def _attach(fresh, run_id: str, png: bytes) -> None:
+        """The diagnosis plot as the run file tracker_diag/diagnosis.png (replaced on relabel)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="tracker-diag-") as tmp:
+            path = Path(tmp, PLOT_FILE)
+            path.parent.mkdir(parents=True)
+            path.write_bytes(png)
+            try:
+                fresh.upload_file(str(path), root=tmp)
+            except (OSError, ValueError, *wandb_errors()) as exc:
+                raise ConnectorError(f"uploading the plot of run {run_id} failed: {exc}", run_id) from exc
+
+
+PLOT_FILE = "tracker_diag/diagnosis.png"
 _UPSERT = """
 mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMetrics: JSONString) {
     upsertBucket(input: {id: $id, tags: $tags, notes: $notes, summaryMetrics: $summaryMetrics}) {
