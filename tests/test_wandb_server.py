@@ -276,7 +276,7 @@ def test_a_run_with_an_over_long_tag_is_reported_not_stripped(wb, capsys):
     _log(wb, "legacy", "learning", tags=["mine", "x" * 70])  # from a time the server allowed it
     code, out, err = run_cli(["label", "wandb", "ent/proj", "--write", "--json", "-"], capsys)
     rep = {r["run_id"]: r for r in json.loads(out)["runs"]}
-    assert code == 1 and rep["legacy"]["action"] == "failed" and "64 characters" in rep["legacy"]["error"]
+    assert code == 1 and rep["legacy"]["action"] == "failed" and "64 characters" in rep["legacy"]["error"] and "legacy" in err
     ok, legacy = wb.runs[("ent", "proj")]
     assert ok.tags == ["mine", "learning"] and legacy.tags == ["mine", "x" * 70]  # nothing lost, nothing half-written
     assert "diag_regime" not in legacy.summary and legacy.notes == ""
