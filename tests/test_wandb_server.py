@@ -232,10 +232,13 @@ def test_step_axes_follow_wandb_rules():
 def test_long_histories_are_sampled_and_say_so_nan_and_inf_kept(wb, capsys, tmp_path):
     from helpers import run_cli
 
+    from tracker_diag.report import from_json
+
     n = 2500  # more rows than one sampledHistory spec returns
-    rows = [{"_step": i, "loss": float(2 * np.exp(-i / 800) + 0.1), "val_loss": float(2 * np.exp(-i / 900) + 0.2)}
-            for i in range(n)]
-    wb.runs.setdefault(("ent", "proj"), []).append(StoredRun("long", history=rows, summary={"loss": 0.1, "val_loss": 0.2}))
+    rows = [{"_step": i, "loss": float(2 * np.exp(-i / 800) + 0.1), "val_loss": float(2 * np.exp(-i / 900) + 0.2),
+             "train/global_step": 8 * i} for i in range(n)]
+    wb.runs.setdefault(("ent", "proj"), []).append(StoredRun("long", history=rows, summary={"loss": 0.1, "val_loss": 0.2},
+                                                             config={"_wandb": {"m": HF_AXES}}))
     short = [{"_step": i, "loss": 1.0 / (i + 1), "val_loss": 1.0 / (i + 1) + 0.1} for i in range(20)]
     # Non-finite values come back as strings: wandb-core rejects a bare NaN token in an answer
     # ("invalid character 'N'"), so a server that works with the SDK cannot send one
@@ -247,7 +250,10 @@ def test_long_histories_are_sampled_and_say_so_nan_and_inf_kept(wb, capsys, tmp_
     assert code == 0, err
     assert rep["long"]["history"]["sampled"] == ["loss", "val_loss"]
     assert rep["long"]["history"]["points"] == {"loss": 1000, "val_loss": 1000}
-    assert rep["long"]["regime"] == "learning"
+    assert rep["long"]["regime"] == "learning" and rep["long"]["history"]["x_axis"]["loss"] == "train/global_step"
+    (res,) = [r for r in from_json(json.loads(out[out.index("{"):out.rindex("}") + 1])).results
+              if r.ref.run_id == "long"]
+    assert res.ref.extra["history"]["sampled"] == ["loss", "val_loss"]  # survives a saved report
     assert rep["blown"]["history"]["sampled"] == [] and rep["blown"]["history"]["points"]["loss"] == 22
     assert rep["blown"]["regime"] == "diverging" and "nonfinite" in rep["blown"]["flags"]
     assert "sampled: loss (1000 rows), val_loss (1000 rows)" in html.read_text()
