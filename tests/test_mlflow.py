@@ -130,7 +130,10 @@ def test_nan_inf_no_metrics_deleted_and_running_runs(store):
     deleted = log_run(client, exp, "learning")
     client.delete_run(deleted)
     running = log_run(client, exp, "learning", finish=False)
+    blew_up = log_run(client, exp, "diverging", finish=False)
+    client.set_terminated(blew_up, "FAILED")  # what `with mlflow.start_run()` does when training raises
     res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP]), write=True).results}
+    assert res[blew_up].diagnosis.regime == "diverging" and client.get_run(blew_up).data.tags["diag_regime"] == "diverging"
     assert res[nan_run].diagnosis.regime == "diverging" and "nonfinite" in res[nan_run].diagnosis.flags
     assert res[inf_run].diagnosis.regime == "diverging"
     assert res[empty].diagnosis.regime == "insufficient_data"

@@ -54,13 +54,16 @@ def test_label_wandb_reads_each_key_in_one_request_per_run(wb, capsys):
         wb.runs.setdefault(("ent", "proj"), []).append(
             StoredRun(name, summary={"train/loss": float(train[-1]), "eval/loss": float(test[-1]),
                                      "train/global_step": 39, "_step": 79}, history=rows, config={"lr": 0.1}))
-    wb.runs[("ent", "proj")].append(StoredRun("crashed", state="crashed"))
+    wb.runs[("ent", "proj")].append(StoredRun("live", state="running"))  # left alone without --include-running
+    blown = [{"_step": i, "train/loss": 1.0 + i if i < 12 else "NaN", "eval/loss": 1.0 + i} for i in range(15)]
+    wb.runs[("ent", "proj")].append(StoredRun("blew-up", state="crashed", history=blown,  # ended, so labelled
+                                              summary={"train/loss": "NaN", "eval/loss": 15.0}))
     code, out, _ = run_cli(["label", "wandb", "ent/proj", "--json", "-"], capsys)
     rep = json.loads(out)
-    assert code == 0 and {r["run_id"]: r["regime"] for r in rep["runs"]} == kinds
+    assert code == 0 and {r["run_id"]: r["regime"] for r in rep["runs"]} == {**kinds, "blew-up": "diverging"}
     assert rep["runs"][0]["keys"] == {"train_loss": "train/loss", "test_loss": "eval/loss"}
     ops = [q["operation"] for q in wb.requests]
-    assert ops.count("RunSampledHistory") == len(kinds)  # one history request per run, every key in it
+    assert ops.count("RunSampledHistory") == len(kinds) + 1  # one history request per run, every key in it
     assert all(not q["errors"] for q in wb.requests), wb.requests
 
 

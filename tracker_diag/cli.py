@@ -211,7 +211,8 @@ def label_group():
 @click.option("--all-experiments", is_flag=True, help="Every active experiment of the store.")
 @click.option("--filter", "filter_string", metavar="STR",
               help="An MLflow search filter, e.g. \"params.lr > '0.01'\" or \"attributes.run_name LIKE 'bert%'\".")
-@click.option("--include-running", is_flag=True, help="Also label RUNNING runs (marked provisional).")
+@click.option("--include-running", is_flag=True,
+              help="Also label RUNNING runs (marked provisional). Ended runs (FINISHED, FAILED, KILLED) always are.")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
 @click.option("--attach-plots", is_flag=True,
@@ -257,7 +258,9 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 @click.argument("path", metavar="ENTITY/PROJECT", required=False)
 @click.option("--filter", "filter_json", metavar="JSON",
               help='A W&B (MongoDB-style) run filter, e.g. \'{"config.lr": {"$gt": 0.01}}\'.')
-@click.option("--include-running", is_flag=True, help="Also label running runs (marked provisional).")
+@click.option("--include-running", is_flag=True,
+              help="Also label running runs (marked provisional). Ended runs (finished, failed, crashed, killed) "
+                   "always are.")
 @click.option("--offline", "offline_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="Read the offline runs under DIR (wandb/offline-run-*) instead of a server; read-only.")
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")

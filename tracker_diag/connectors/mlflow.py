@@ -105,7 +105,8 @@ class MlflowBackend:
                  workers: int = 8, create: bool = False):
         self.uri = tracking_uri or _mlflow().get_tracking_uri()
         self.filter_string = filter_string or ""
-        self.statuses = {"FINISHED", "RUNNING"} if include_running else {"FINISHED"}
+        # Ended runs, failed and killed ones too (a run that blew up often ends FAILED); RUNNING ones on request.
+        self.statuses = {"FINISHED", "FAILED", "KILLED"} | ({"RUNNING"} if include_running else set())
         self.workers = workers
         self._client = None
         self._engine = self._sql_engine()

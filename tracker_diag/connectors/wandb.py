@@ -273,7 +273,8 @@ class WandbBackend:
         self.path = path
         self.entity, self.project = path.split("/")
         self.filters = filters or {}
-        self.states = {"finished", "running"} if include_running else {"finished"}
+        # Ended runs, crashed and failed ones too (a run that blew up often ends so); running ones on request.
+        self.states = {"finished", "failed", "crashed", "killed"} | ({"running"} if include_running else set())
         self.per_page = per_page
         self.workers = max(1, workers)
         _check_reachable(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
@@ -306,7 +307,7 @@ class WandbBackend:
                 keys = tuple(k for k, v in summary.items() if not k.startswith(("_", "diag_"))
                              and _value(v) is not None)
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
-                             status="RUNNING" if run.state == "running" else "FINISHED",
+                             status=str(run.state).upper(),
                              tags={k: str(summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
                              checked=_fingerprint(run._attrs),
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
