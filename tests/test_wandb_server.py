@@ -159,10 +159,22 @@ def test_run_without_history_and_filters_passed_through(wb, capsys):
 
     _log(wb, "a", "learning")
     wb.runs[("ent", "proj")].append(StoredRun("empty"))  # finished, never logged a metric
+    train, test = _curves("overfitting")  # wandb.log({"train": {"loss": ...}}): nested keys, "train.loss"
+    wb.runs[("ent", "proj")].append(StoredRun(
+        "nested", history=[{"_step": i, "train.loss": float(t), "eval.loss": float(v)} for i, (t, v) in
+                           enumerate(zip(train, test))],
+        summary={"train": {"loss": float(train[-1])}, "eval": {"loss": float(test[-1])},
+                 "samples": {"_type": "table-file", "path": "x.json"}}))
+    wb.runs[("ent", "proj")].append(StoredRun(  # keys only in the history, not in the summary
+        "unsummarised", history=[{"_step": i, "loss": float(t), "val_loss": float(v)} for i, (t, v) in
+                                 enumerate(zip(train, test))]))
     code, out, _ = run_cli(["label", "wandb", "ent/proj", "--filter", '{"config.lr": {"$gt": 0.01}}', "--json", "-"],
                            capsys)
     rep = {r["run_id"]: r for r in json.loads(out)["runs"]}
     assert code == 0 and rep["empty"]["regime"] == "insufficient_data" and rep["a"]["regime"] == "learning"
+    assert rep["nested"]["regime"] == "overfitting"
+    assert rep["nested"]["keys"] == {"train_loss": "train.loss", "test_loss": "eval.loss"}
+    assert rep["unsummarised"]["regime"] == "overfitting"
     sent = [q["variables"]["filters"] for q in wb.requests if q["operation"] == "Runs"]
     assert sent and all(json.loads(f) == {"config.lr": {"$gt": 0.01}} for f in sent)
     assert run_cli(["label", "wandb", "ent/proj", "--filter", "{not json"], capsys)[0] == 2
@@ -253,13 +265,14 @@ def test_long_histories_are_sampled_and_say_so_nan_and_inf_kept(wb, capsys, tmp_
     assert code == 0, err
     assert rep["long"]["history"]["sampled"] == ["loss", "val_loss"]
     assert rep["long"]["history"]["points"] == {"loss": 1000, "val_loss": 1000}
+    assert rep["long"]["history"]["rows"] == {"loss": n, "val_loss": n}  # from the listing's historyKeys
     assert rep["long"]["regime"] == "learning" and rep["long"]["history"]["x_axis"]["loss"] == "train/global_step"
     (res,) = [r for r in from_json(json.loads(out[out.index("{"):out.rindex("}") + 1])).results
               if r.ref.run_id == "long"]
     assert res.ref.extra["history"]["sampled"] == ["loss", "val_loss"]  # survives a saved report
     assert rep["blown"]["history"]["sampled"] == [] and rep["blown"]["history"]["points"]["loss"] == 22
     assert rep["blown"]["regime"] == "diverging" and "nonfinite" in rep["blown"]["flags"]
-    assert "sampled: loss (1000 rows), val_loss (1000 rows)" in html.read_text()
+    assert f"sampled: loss (1000 of {n} rows), val_loss (1000 of {n} rows)" in html.read_text()
     code, out, _ = run_cli(["label", "wandb", "ent/proj"], capsys)
     assert "1 run(s) have longer histories than W&B serves whole" in out
 

@@ -166,7 +166,7 @@ class WandbTestServer:
                 "systemMetrics": "{}", "summaryMetrics": json.dumps(r.summary),
                 "historyLineCount": len(r.history),
                 "historyKeys": json.dumps({"lastStep": max((h.get("_step", -1) for h in r.history), default=-1),
-                                           "keys": {}}),
+                                           "keys": _history_keys(r.history)}),
                 "user": {"id": "u1", "name": "me", "username": "me"},
                 "sampledHistory": lambda _info, specs, packVersion=None: [self._sampled(r, json.loads(x))
                                                                           for x in specs],
@@ -336,6 +336,18 @@ class WandbTestServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+
+def _history_keys(history: list[dict]) -> dict:
+    """W&B's per-key type counts: {key: {"typeCounts": [{"type": "number", "count": n}]}}."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in history:
+        for k, v in row.items():
+            number = (isinstance(v, int | float) and not isinstance(v, bool)) or v in ("NaN", "Infinity", "-Infinity")
+            kind = "number" if number else type(v).__name__
+            counts.setdefault(k, {}).setdefault(kind, 0)
+            counts[k][kind] += 1
+    return {k: {"typeCounts": [{"type": t, "count": n} for t, n in c.items()]} for k, c in counts.items()}
 
 
 def _authorised(header: str | None, key: str) -> bool:

@@ -47,7 +47,10 @@ def history_note(history: dict, keys: list[str]) -> str:
     sampled = [k for k in keys if k in history.get("sampled", [])]
     parts = [f"x: {', '.join(axes)}"] if axes else []
     if sampled:
-        parts.append("sampled: " + ", ".join(f"{k} ({points.get(k, '?')} rows)" for k in sampled))
+        rows = history.get("rows", {})
+        parts.append("sampled: " + ", ".join(
+            f"{k} ({points.get(k, '?')} of {rows[k]} rows)" if k in rows else f"{k} ({points.get(k, '?')} rows)"
+            for k in sampled))
     elif points:
         parts.append("full history")
     return " · ".join(parts)

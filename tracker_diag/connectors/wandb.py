@@ -284,6 +284,7 @@ class WandbBackend:
             raise ConnectorError(f"W&B: {exc}") from exc
         self._runs: dict[str, object] = {}
         self._axes: dict[str, StepAxes] = {}
+        self._counts: dict[str, dict[str, int]] = {}  # run -> numeric rows per history key, when W&B says
 
     def describe(self) -> str:
         return self.path
@@ -304,8 +305,10 @@ class WandbBackend:
                 self._runs[run.id] = run
                 self._axes[run.id] = StepAxes.from_config(
                     metric_defs.get(run.id) or (run.rawconfig.get("_wandb") or {}).get("m"))
-                keys = tuple(k for k, v in summary.items() if not k.startswith(("_", "diag_"))
-                             and _value(v) is not None)
+                counts = _history_counts(run._attrs)
+                self._counts[run.id] = counts
+                keys = tuple(dict.fromkeys(k for k in [*_numeric_keys(summary), *counts]
+                                           if not k.startswith(("_", "diag_"))))
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
                              status=str(run.state).upper(),
                              tags={k: str(summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
@@ -329,6 +332,7 @@ class WandbBackend:
         if not wanted:
             return ref, {}
         axes = self._axes.pop(ref.run_id, StepAxes())
+        counts = self._counts.pop(ref.run_id, {})
         plan = [(k, axes.for_key(k)) for k in wanted]
         metrics = sorted({m for _, m in plan if m})
         specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in [*wanted, *metrics]]
@@ -345,8 +349,11 @@ class WandbBackend:
             axis = "_step"
             if m and any(math.isfinite(x) for x in series[m][1]):
                 steps, axis = _on_axis(steps, series[m]), m
-            if len(rows) >= SAMPLES:
+            total = counts.get(k)
+            if (total or 0) > len(rows) or len(rows) >= SAMPLES:
                 info["sampled"].append(k)  # W&B sent SAMPLES evenly spaced rows of a longer history
+                if total:
+                    info.setdefault("rows", {})[k] = total
             if steps:
                 hist[k] = (steps, values)
                 info["x_axis"][k], info["points"][k] = axis, len(steps)
@@ -437,6 +444,40 @@ def _check_reachable(base_url: str, timeout: float = 5.0) -> None:
     except OSError as exc:
         raise ConnectorError(f"cannot reach the W&B server at {url.scheme}://{url.hostname}:{port} ({exc}); "
                              "check WANDB_BASE_URL and the network") from exc
+
+
+def _numeric_keys(summary: dict, prefix: str = "") -> list[str]:
+    """Keys of numeric summary values; nested dicts as W&B names their history keys
+    ("eval.loss"); media and histograms (dicts with a "_type") are not curves."""
+    out = []
+    for k, v in summary.items():
+        if isinstance(v, dict):
+            if "_type" not in v:
+                out += _numeric_keys(v, f"{prefix}{k}.")
+        elif _value(v) is not None:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _history_counts(attrs: dict) -> dict[str, int]:
+    """Numeric rows per history key from the listing's ``historyKeys``
+    (``{"keys": {key: {"typeCounts": [{"type": "number", "count": n}]}}, "lastStep": n}``);
+    empty when the server does not say."""
+    keys = attrs.get("historyKeys")
+    try:
+        keys = json.loads(keys) if isinstance(keys, str | bytes) else keys
+    except ValueError:
+        return {}
+    keys = keys.get("keys") if isinstance(keys, dict) else None
+    out = {}
+    for name, info in (keys or {}).items() if isinstance(keys, dict) else ():
+        counts = info.get("typeCounts") if isinstance(info, dict) else None
+        if isinstance(counts, list):
+            n = sum(c.get("count", 0) for c in counts if isinstance(c, dict) and c.get("type") == "number"
+                    and isinstance(c.get("count", 0), int))
+            if n:
+                out[str(name)] = n
+    return out
 
 
 def _fingerprint(attrs: dict) -> str:
