@@ -299,6 +299,8 @@ class WandbBackend:
             for run in runs:
                 if run.id not in metric_defs:  # a new page came in
                     metric_defs = _metric_definitions(runs.last_response)
+                if 0 <= runs.index < len(runs.objects):
+                    runs.objects[runs.index] = None  # the paginator keeps every run: stream, keep memory flat
                 if run.state not in self.states:
                     continue
                 summary = dict(run.summary)
@@ -320,8 +322,13 @@ class WandbBackend:
 
     def fetch(self, runs: list, keys: dict[str, list[str]]) -> Iterator[tuple]:
         """Histories of a page of runs, ``workers`` requests in flight, in listing order."""
-        with ThreadPoolExecutor(self.workers) as pool:
-            yield from pool.map(lambda ref: self._history(ref, keys.get(ref.run_id, [])), runs)
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                yield from pool.map(lambda ref: self._history(ref, keys.get(ref.run_id, [])), runs)
+        finally:  # the listing is paused at a page boundary: what was listed and not read was skipped
+            self._runs.clear()
+            self._axes.clear()
+            self._counts.clear()
 
     def _history(self, ref, wanted: list[str]) -> tuple:
         """Every key of one run in ONE request: a spec per key on ``_step`` and one per step
