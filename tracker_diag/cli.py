@@ -255,7 +255,7 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 
 
 @label_group.command(name="wandb")
-@click.argument("path", metavar="ENTITY/PROJECT", required=False)
+@click.argument("path", metavar="[ENTITY/PROJECT]", required=False)
 @click.option("--filter", "filter_json", metavar="JSON",
               help='A W&B (MongoDB-style) run filter, e.g. \'{"config.lr": {"$gt": 0.01}}\'.')
 @click.option("--include-running", is_flag=True,
