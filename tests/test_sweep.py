@@ -88,6 +88,12 @@ tracking-uri = "{good}"
 experiments = ["no-such-experiment"]
 
 [[sources]]
+name = "busy"
+type = "wandb"
+project = "ent/proj"
+workers = "many"
+
+[[sources]]
 name = "good"
 type = "mlflow"
 tracking-uri = "{good}"
@@ -95,6 +101,7 @@ experiments = ["g"]
 """)
     code, out, err = run_cli(["sweep", "-c", str(cfg)], capsys)
     assert code == 2
+    assert any(str(cfg) in x and "'busy'" in x and "workers must be a whole number" in x for x in err.splitlines())
     lines = err.strip().splitlines()
     assert any(str(cfg) in x and "gap-threshold" in x for x in lines)
     assert any(str(cfg) in x and "'colour'" in x for x in lines)

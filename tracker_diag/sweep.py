@@ -150,13 +150,16 @@ def load(path: str | Path) -> Config:
 
 def _backend(src: Source):
     o = src.options
+    workers = o.get("workers", 8 if src.type == "mlflow" else 4)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 32:
+        raise ConnectorError(f"workers must be a whole number from 1 to 32, got {workers!r}")
     if src.type == "mlflow":
         from tracker_diag.connectors.mlflow import MlflowBackend
 
         exps = o.get("experiments", [])
         return MlflowBackend(o.get("tracking-uri"), experiments=[exps] if isinstance(exps, str) else list(exps),
                              all_experiments=bool(o.get("all-experiments")), filter_string=o.get("filter"),
-                             include_running=bool(o.get("include-running")), workers=int(o.get("workers", 8)))
+                             include_running=bool(o.get("include-running")), workers=workers)
     from tracker_diag.connectors.wandb import WandbBackend
 
     filters = o.get("filter")
@@ -168,7 +171,7 @@ def _backend(src: Source):
     if filters is not None and not isinstance(filters, dict):
         raise ConnectorError("filter must be a table or a JSON object (a W&B MongoDB-style run filter)")
     return WandbBackend(str(o["project"]), filters=filters, include_running=bool(o.get("include-running")),
-                        workers=int(o.get("workers", 4)))
+                        workers=workers)
 
 
 @contextlib.contextmanager
