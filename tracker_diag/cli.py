@@ -57,6 +57,13 @@ def common_options(f):
     return f
 
 
+def relabel_options(f):
+    """--force and --attach-plots, the same for every tracker."""
+    f = click.option("--attach-plots", is_flag=True,
+                     help="With --write: upload each changed run's diagnosis plot as tracker_diag/diagnosis.png.")(f)
+    return click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")(f)
+
+
 @contextmanager
 def _progress(enabled: bool, what: str):
     """A progress bar on a terminal (stderr), nothing in pipes or CI."""
@@ -214,9 +221,7 @@ def label_group():
 @click.option("--include-running", is_flag=True,
               help="Also label RUNNING runs (marked provisional). Ended runs (FINISHED, FAILED, KILLED) always are.")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
-@click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
-@click.option("--attach-plots", is_flag=True,
-              help="With --write: upload each changed run's diagnosis plot as tracker_diag/diagnosis.png.")
+@relabel_options
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 32),
               help="Parallel reads and writes (bounded; a tracking server is not flooded).")
 @common_options
@@ -264,9 +269,7 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 @click.option("--offline", "offline_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="Read the offline runs under DIR (wandb/offline-run-*) instead of a server; read-only.")
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
-@click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
-@click.option("--attach-plots", is_flag=True,
-              help="With --write: upload each changed run's diagnosis plot as the file tracker_diag/diagnosis.png.")
+@relabel_options
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 16),
               help="History reads and writes in flight (bounded; W&B rate-limits per API key).")
 @common_options

@@ -307,14 +307,17 @@ class WandbBackend:
                 self._runs[run.id] = run
                 self._axes[run.id] = StepAxes.from_config(
                     metric_defs.get(run.id) or (run.rawconfig.get("_wandb") or {}).get("m"))
-                counts = _history_counts(run._attrs)
+                history_keys = _history_keys(run._attrs)
+                counts = _history_counts(history_keys)
                 self._counts[run.id] = counts
                 keys = tuple(dict.fromkeys(k for k in [*_numeric_keys(summary), *counts]
                                            if not k.startswith(("_", "diag_"))))
+                # the fingerprint: history rows and last step. Not heartbeatAt: a write may move it, and
+                # every run would be relabelled every night for the label's own sake.
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
                              status=str(run.state).upper(),
                              tags={k: str(summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
-                             checked=_fingerprint(run._attrs),
+                             checked=f"rows={run._attrs.get('historyLineCount')};last={history_keys.get('lastStep')}",
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
         except (ValueError, *wandb_errors()) as exc:
@@ -466,18 +469,22 @@ def _numeric_keys(summary: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _history_counts(attrs: dict) -> dict[str, int]:
-    """Numeric rows per history key from the listing's ``historyKeys``
-    (``{"keys": {key: {"typeCounts": [{"type": "number", "count": n}]}}, "lastStep": n}``);
-    empty when the server does not say."""
+def _history_keys(attrs: dict) -> dict:
+    """The listing's ``historyKeys``: ``{"keys": {key: {"typeCounts": [{"type": "number",
+    "count": n}]}}, "lastStep": n}``; empty when the server does not say."""
     keys = attrs.get("historyKeys")
     try:
         keys = json.loads(keys) if isinstance(keys, str | bytes) else keys
     except ValueError:
         return {}
-    keys = keys.get("keys") if isinstance(keys, dict) else None
+    return keys if isinstance(keys, dict) else {}
+
+
+def _history_counts(history_keys: dict) -> dict[str, int]:
+    """Numeric rows per history key."""
+    keys = history_keys.get("keys")
     out = {}
-    for name, info in (keys or {}).items() if isinstance(keys, dict) else ():
+    for name, info in keys.items() if isinstance(keys, dict) else ():
         counts = info.get("typeCounts") if isinstance(info, dict) else None
         if isinstance(counts, list):
             n = sum(c.get("count", 0) for c in counts if isinstance(c, dict) and c.get("type") == "number"
@@ -485,19 +492,6 @@ def _history_counts(attrs: dict) -> dict[str, int]:
             if n:
                 out[str(name)] = n
     return out
-
-
-def _fingerprint(attrs: dict) -> str:
-    """What a run's history looks like now, from the listing alone: its row count and last
-    step. Not heartbeatAt: a write to the run may move it, and the run would be relabelled
-    every night for the label's own sake."""
-    keys = attrs.get("historyKeys")
-    try:
-        keys = json.loads(keys) if isinstance(keys, str | bytes) else keys
-    except ValueError:
-        keys = None
-    last = keys.get("lastStep") if isinstance(keys, dict) else None
-    return f"rows={attrs.get('historyLineCount')};last={last}"
 
 
 def _metric_definitions(response) -> dict:
