@@ -210,6 +210,20 @@ def label_group():
     """
 
 
+def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, html_path, attach_plots, quiet):
+    """Connect, label with a progress bar, and exit 2 on a connection error; the same for every
+    tracker. Returns the backend, the batch and the footer's first lines."""
+    try:
+        backend = make_backend()
+        with _progress(not quiet, "labelling" if write else "dry run") as tick:
+            batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
+                          write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
+    except (ConnectorError, MissingExtraError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    return backend, batch, [] if write else ["dry run: nothing was written; add --write to tag the runs"]
+
+
 @label_group.command(name="mlflow")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
               help="Default: $MLFLOW_TRACKING_URI, else MLflow's own default (sqlite:///mlflow.db here).")
@@ -240,19 +254,15 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
       tracker-diag label mlflow -e my-exp --filter "params.optimizer = 'adam'" --json labels.json
       MLFLOW_TRACKING_URI=sqlite:///mlflow.db tracker-diag label mlflow -e 1 --write --fail-on diverging
     """
-    th = _thresholds(gap_threshold)
-    try:
+    def backend():
         from tracker_diag.connectors.mlflow import MlflowBackend
 
-        backend = MlflowBackend(tracking_uri, experiments=list(experiments), all_experiments=all_experiments,
-                                filter_string=filter_string, include_running=include_running, workers=workers)
-        with _progress(not quiet, "labelling" if write else "dry run") as tick:
-            batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
-                          write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
-    except (ConnectorError, MissingExtraError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    footer = [] if write else ["dry run: nothing was written; add --write to tag the runs"]
+        return MlflowBackend(tracking_uri, experiments=list(experiments), all_experiments=all_experiments,
+                             filter_string=filter_string, include_running=include_running, workers=workers)
+
+    backend, batch, footer = _label_tracker(backend, keys=keys, thresholds=_thresholds(gap_threshold), write=write,
+                                            force=force, workers=workers, html_path=html_path,
+                                            attach_plots=attach_plots, quiet=quiet)
     footer.append("In the MLflow UI, filter with:  tags.diag_regime = 'overfitting'   "
                   "(or metrics.diag_acc_gap > 0.2)")
     sys.exit(_finish(batch, title=f"tracker-diag · {backend.describe()}", json_path=json_path,
@@ -318,17 +328,14 @@ def label_wandb(path, filter_json, include_running, offline_dir, write, force, a
             click.echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
             sys.exit(EXIT_USAGE)
         return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
-    try:
+    def backend():
         from tracker_diag.connectors.wandb import WandbBackend
 
-        backend = WandbBackend(path, filters=filters, include_running=include_running, workers=workers)
-        with _progress(not quiet, "labelling" if write else "dry run") as tick:
-            batch = label(backend, keys=keys, thresholds=th, write=write, force=force, progress=tick,
-                          keep_curves=bool(html_path), write_workers=workers, attach_plots=attach_plots and write)
-    except (ConnectorError, MissingExtraError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    footer = [] if write else ["dry run: nothing was written; add --write to tag the runs"]
+        return WandbBackend(path, filters=filters, include_running=include_running, workers=workers)
+
+    backend, batch, footer = _label_tracker(backend, keys=keys, thresholds=th, write=write, force=force,
+                                            workers=workers, html_path=html_path, attach_plots=attach_plots,
+                                            quiet=quiet)
     sampled = sum(bool(r.ref.extra.get("history", {}).get("sampled")) for r in batch.results)
     if sampled:
         from tracker_diag.connectors.wandb import SAMPLES
