@@ -110,7 +110,9 @@ def test_words_and_nan_in_values_are_labels_not_crashes(tmp_path, capsys):
     p.write_text("run_id,key,step,value\n" + "".join(f"r,loss,{i},{'oops' if i % 7 == 0 else 'nan'}\n"
                                                      for i in range(20)))
     code, stdout, _ = run_cli(["diagnose", str(p), "--json", "-"], capsys)
-    assert code == 0 and json.loads(stdout)["runs"][0]["regime"] == "insufficient_data"
+    run = json.loads(stdout)["runs"][0]
+    # a loss that is NaN (or unreadable) at every point is what a blown-up run logs
+    assert code == 0 and run["regime"] == "diverging" and "NaN/inf at all 20 logged points" in run["reasons"][-1]
 
 
 def test_shipped_sample_file_works(capsys):

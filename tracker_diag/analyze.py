@@ -1,30 +1,37 @@
 """The analyzer: one run's metric histories in, a frozen Diagnosis out.
 
 Pure: no I/O, no clock, no environment. Bad data never raises; it becomes a label
-(``insufficient_data``) or a flag (``nonfinite``, ``spikes``, ...).
+or a flag (``nonfinite``, ``spikes``, ...).
 
-How a curve is read:
+How a curve is read (:func:`_describe`, once per curve):
 1. non-finite points (NaN, ±inf, MLflow's ±1.797e308) are dropped and flagged; steps are
-   sorted and de-duplicated (last write wins, as in the trackers);
-2. long curves are reduced to at most ``max_bins`` bin medians, which removes
-   per-minibatch noise without moving the trend;
-3. on the late part of each curve, the Theil–Sen slope gives the size of the trend and a
-   Mann–Kendall test, corrected for lag-1 autocorrelation, says whether it stands out of
-   the curve's own noise;
-4. a curve is *flat* when its trend is not significant, smaller than ``flat_rel`` of its
-   level, or small next to its twin's (train vs test).
+   sorted and de-duplicated (last write wins, as in the trackers); a one-off evaluation
+   logged right after the last regular one is set aside;
+2. long curves are reduced to at most ``max_bins`` bin medians (per-minibatch noise
+   goes, the trend stays);
+3. on the late part (``late_fraction``) the Theil–Sen slope gives the size of the trend
+   relative to the curve's level, and a t-like ratio compares it with the curve's own
+   point-to-point noise (differences, so a smooth decelerating curve is not "noise").
+
+How a run is labelled: :data:`RULES`, an ordered table of small named functions of the
+described curves; the first that returns a verdict decides. Confidence comes from
+re-deriving the label with the sensitivity thresholds moved by ``tolerance`` both ways
+(:meth:`Thresholds.scaled`): a label that holds is ``high``; one that flips is
+``medium`` and names the regime it flips to as ``runner_up``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 
 import numpy as np
 
 from tracker_diag.keys import ROLES, resolve_roles
-from tracker_diag.model import Diagnosis, Thresholds
+from tracker_diag.model import SENSITIVITY, Diagnosis, Thresholds
 
 # MLflow reads ±inf back as ±1.797e308 (float max); anything this large is not a loss.
 _HUGE = 1e300
@@ -37,9 +44,11 @@ def _median(x: np.ndarray) -> float:
     if n == 0:
         return math.nan
     k = n >> 1
+    p = x.copy()  # ndarray.partition skips np.partition's dispatch
     if n % 2:
-        return float(np.partition(x, k)[k])
-    p = np.partition(x, (k - 1, k))
+        p.partition(k)
+        return float(p[k])
+    p.partition((k - 1, k))
     return 0.5 * (float(p[k - 1]) + float(p[k]))
 
 
@@ -62,19 +71,25 @@ class _Curve:
     nonfinite: int
     tail_nonfinite_step: float | None  # step where the curve went non-finite for good
     zeros_as_nan: bool = False
-    # filled by _trend
-    trend: str = "flat"
+    kind: str = "loss"
+    # filled by _describe; thresholds never enter here, so a run is described once
     rel: float = 0.0  # late change relative to the level (negative = falling)
-    range_rel: float = 0.0  # late change relative to the curve's whole range
-    z: float = 0.0
-    level: float = 0.0
+    t: float = 0.0  # late change over its standard error from the point-to-point noise
+    level: float = 0.0  # median of the late part
     start: float = 0.0
-    lo: float = 0.0
+    lo: float = 0.0  # minimum of a 3-point running median: one lucky point is no best
     lo_step: float = 0.0
+    lo_at_end: bool = False  # the minimum is in the last few points
     end: float = 0.0
-    noise: float = 0.0
+    noise: float = 0.0  # robust sigma of the raw late points (Hampel 1974: 1.4826 MAD)
     spikes: int = 0
-    peak: float = 0.0  # of the smoothed curve: one bad minibatch is no explosion
+    peak: float = 0.0
+    n_late: int = 0
+    change: float = 0.0  # late change in the curve's own unit
+    tail_change: float = 0.0  # the same three on the last half of the late part
+    tail_rel: float = 0.0
+    tail_t: float = 0.0
+    monotone: int = 0  # +1 every step down, -1 every step up, 0 otherwise (short runs)
 
 
 def _as_arrays(series) -> tuple[np.ndarray, np.ndarray]:
@@ -88,34 +103,53 @@ def _as_arrays(series) -> tuple[np.ndarray, np.ndarray]:
     return s[:n], v[:n]
 
 
+def _zeros_after_nan(values: np.ndarray, finite: np.ndarray) -> bool:
+    """Hugging Face Trainer logs the train loss as 0.0 once it turns NaN: a tail of exact
+    zeros right after clearly non-zero losses is that, not a perfect fit."""
+    if len(values) < 3 or values[-1] != 0.0 or not finite.all():
+        return False
+    nz = np.flatnonzero(values != 0.0)
+    if len(nz) and values[nz[-1]] > 1e-3 * _median(np.abs(values[nz])) and abs(values[nz[-1]]) > 1e-2:
+        finite[nz[-1] + 1:] = False
+        return True
+    return False
+
+
 def _prepare(key: str, series, kind: str) -> _Curve:
     steps, values = _as_arrays(series)
     ok_step = np.isfinite(steps)
     steps, values = steps[ok_step], values[ok_step]
-    if len(steps) > 1 and np.any(np.diff(steps) <= 0):
+    if len(steps) > 1 and (steps[1:] <= steps[:-1]).any():
         order = np.argsort(steps, kind="stable")
         steps, values = steps[order], values[order]
         last = np.append(steps[1:] != steps[:-1], True)  # last write per step wins
         steps, values = steps[last], values[last]
     finite = np.isfinite(values) & (np.abs(values) < _HUGE)
-    zeros_as_nan = False
-    if kind == "loss" and len(values) >= 3 and values[-1] == 0.0 and finite.all():
-        # Hugging Face Trainer logs the train loss as 0.0 once it turns NaN: a tail of
-        # exact zeros right after clearly non-zero losses is that, not a perfect fit.
-        nz = np.flatnonzero(values != 0.0)
-        if len(nz) and values[nz[-1]] > 1e-3 * _median(np.abs(values[nz])) and abs(values[nz[-1]]) > 1e-2:
-            finite[nz[-1] + 1:] = False
-            zeros_as_nan = True
+    zeros_as_nan = kind == "loss" and _zeros_after_nan(values, finite)
     tail_step = None
     good = np.flatnonzero(finite)
-    if len(values) and not finite[-1] and len(good) >= 2:  # finite first, then NaN/inf for good
+    if len(values) and not finite[-1] and len(good):  # finite first, then NaN/inf for good
         tail_step = float(steps[good[-1] + 1])
     s, v = steps[finite], values[finite]
     if kind == "acc":
-        if len(v) and np.nanmax(np.abs(v)) > 1.5:  # percent
+        top = float(np.max(np.abs(v))) if len(v) else 0.0
+        if 1.5 < top <= 100.0:  # percent
             v = v / 100.0
-        v = 1.0 - v
-    return _Curve(key, s, v, len(values), int((~finite).sum()), tail_step, zeros_as_nan)
+        v = 1.0 - v  # (above 100 it is no accuracy, but its direction still reads)
+    return _Curve(key, s, v, len(values), int((~finite).sum()), tail_step, zeros_as_nan, kind)
+
+
+def _drop_extra_eval(c: _Curve) -> bool:
+    """A last point logged right after the last regular one (Lightning's validation at the
+    end of ``fit``, a final ``evaluate``): a one-off, not the curve's end."""
+    if len(c.steps) < 6:
+        return False
+    gaps = np.diff(c.steps)
+    regular = _median(gaps[:-1])
+    if regular > 0 and gaps[-1] < 0.1 * regular and np.all(gaps[-4:-1] >= 0.5 * regular):
+        c.steps, c.values = c.steps[:-1], c.values[:-1]
+        return True
+    return False
 
 
 def _bins(c: _Curve, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,74 +164,65 @@ def _bins(c: _Curve, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
     return s, v
 
 
-def _mann_kendall(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Theil–Sen slope and Mann–Kendall z, variance inflated for AR(1) residuals.
-
-    Theil 1950 / Sen 1968 slope; Mann 1945, Kendall 1975 test; the effective-sample-size
-    correction for serial correlation follows Hamed & Rao 1998 (lag-1 term, as in
-    Yue & Wang 2004), so a smooth wandering curve is not mistaken for a trend.
-    """
-    k = len(y)
-    i, j = _pairs(k)
-    dy = y[j] - y[i]
-    dx = x[j] - x[i]
-    slope = _median(dy / dx)
-    s = float(np.sign(dy).sum())
-    var = k * (k - 1) * (2 * k + 5) / 18.0
-    resid = y - slope * x
-    resid = resid - resid.mean()
-    den = float(resid @ resid)  # y is scaled to [-1, 1] by the caller
-    if den > 0 and k > 3:
-        r1 = float(resid[1:] @ resid[:-1]) / den
-        if r1 > 0:
-            lags = np.arange(1, k)
-            var *= 1 + 2 * float(((1 - lags / k) * r1 ** lags).sum())
-    if s == 0 or var <= 0:
-        return slope, 0.0
-    z = (s - math.copysign(1, s)) / math.sqrt(var)
-    return slope, z
+def _sigma(d: np.ndarray) -> float:
+    """Robust sigma of white noise from its first differences (Hampel 1974: 1.4826 MAD;
+    a difference of two noisy points has sqrt(2) sigma). A smooth curve's curvature
+    barely moves its differences, so it is not mistaken for noise."""
+    if len(d) < 2:
+        return 0.0
+    return 1.4826 * _median(np.abs(d - _median(d))) / math.sqrt(2)
 
 
-def _trend(c: _Curve, th: Thresholds) -> None:
-    """Fill the trend fields of a curve with at least ``min_points`` points."""
+def _late_trend(ls: np.ndarray, lv: np.ndarray, sigma: float) -> tuple[float, float]:
+    """Theil-Sen change over the window (Theil 1950, Sen 1968), and that change over its
+    standard error for a least-squares line through n points of noise sigma:
+    sigma * sqrt(12 / n)."""
+    n = len(lv)
+    i, j = _pairs(n)
+    change = _median((lv[j] - lv[i]) / (ls[j] - ls[i])) * (ls[-1] - ls[0])
+    if sigma > 0:
+        return change, change / (sigma * math.sqrt(12.0 / n))
+    return change, (math.copysign(math.inf, change) if change else 0.0)
+
+
+def _describe(c: _Curve, th: Thresholds) -> None:
+    """Fill the trend fields of a curve with at least ``short_points`` points."""
     s, v = _bins(c, th.max_bins)
     unit = float(np.max(np.abs(v))) or 1.0
     v = v / unit  # work in [-1, 1]: no overflow, and scaling a loss changes nothing
     k = len(v)
-    late = max(th.min_points, math.ceil(th.late_fraction * k))
+    late = min(k, max(th.min_points, math.ceil(th.late_fraction * k)))
     ls, lv = s[-late:], v[-late:]
-    slope, z = _mann_kendall(ls - ls[0], lv)
-    change = slope * (ls[-1] - ls[0])
     level = _median(lv)
-    span = float(v.max() - v.min())
-    c.level, c.z = level * unit, z
-    c.rel = change / abs(level) if level != 0 else 0.0
-    c.range_rel = change / span if span > 0 else 0.0
-    c.start = _median(c.values[: min(3, len(c.values))])
+    # Noise from the differences of the late part, or of the last 60 % when the late
+    # part is too short to estimate it.
+    seg = v[-max(late, min(k, 9)):]
+    sigma = _sigma(seg[1:] - seg[:-1])
+    change, c.t = _late_trend(ls, lv, sigma)
+    # The same on the last half of the late part: a second reader who looks at the very
+    # end (a trend that stopped there makes the label less sure, see _confidence).
+    half = min(late, max(4, late // 2))
+    c.tail_change, c.tail_t = _late_trend(ls[-half:], lv[-half:], sigma)
+    c.tail_change *= unit
+    c.tail_rel = c.tail_change / abs(level * unit) if level else 0.0
+    c.rel = change / abs(level) if level else 0.0
+    c.level, c.n_late, c.change = level * unit, late, change * unit
+    head = v[: min(3, k)]
+    c.start = _median(head) * unit
     c.end = _median(lv[-min(3, late):]) * unit
-    # Minimum of a 3-point running median, so one lucky spike is not "the best step".
-    if k >= 3:
-        smooth = np.concatenate(([v[0]], _median3(v[:-2], v[1:-1], v[2:]), [v[-1]]))
-    else:
-        smooth = v
+    smooth = np.concatenate(([v[0]], _median3(v[:-2], v[1:-1], v[2:]), [v[-1]])) if k >= 3 else v
     b = int(np.argmin(smooth))
     c.lo = float(smooth[b]) * unit
-    c.peak = float(smooth.max()) * unit
-    # the best step itself is the raw minimum next to the smoothed one
+    c.peak = float(smooth[1:].max() if k > 1 else smooth.max()) * unit  # the first point is the start, no peak
+    c.lo_at_end = b >= k - 2
     near = (c.steps >= s[max(b - 1, 0)]) & (c.steps <= s[min(b + 1, k - 1)])
     c.lo_step = float(c.steps[near][np.argmin(c.values[near])]) if near.any() else float(s[b])
-    # Point-to-point noise of the raw late part: MAD of first differences / sqrt(2)
-    # (a robust sigma: 1.4826 * MAD, Hampel 1974).
-    raw = c.values[-max(th.min_points, math.ceil(th.late_fraction * len(c.values))):] / unit
-    d = np.diff(raw)
-    c.noise = 1.4826 * _median(np.abs(d - _median(d))) / math.sqrt(2) * unit if len(d) > 2 else 0.0
+    raw = c.values[-max(late, math.ceil(th.late_fraction * len(c.values))):] / unit
+    c.noise = _sigma(raw[1:] - raw[:-1]) * unit
     if len(c.values) >= 2 * th.min_points:
         c.spikes = _spikes(c.values / unit)
-    # A trend counts when it stands out of the noise (Mann-Kendall, alpha = 0.05), moves
-    # the level by at least flat_rel, and is a visible part of the curve's whole range
-    # (range_rel): how a person reads a plot on autoscaled linear axes.
-    moving = abs(z) >= th.z_crit and abs(c.rel) >= th.flat_rel and abs(c.range_rel) >= th.range_rel
-    c.trend = "flat" if not moving else ("falling" if change < 0 else "rising")
+    dv = c.values[1:] - c.values[:-1]
+    c.monotone = 1 if np.all(dv < 0) else (-1 if np.all(dv > 0) else 0)
 
 
 def _spikes(v: np.ndarray) -> int:
@@ -207,7 +232,7 @@ def _spikes(v: np.ndarray) -> int:
     Hampel 1974, with a band wider than his 3 sigma so minibatch jitter is no spike) and
     20 % of the curve's level, so a smooth curve's bend is no spike either.
     """
-    d = np.diff(v)
+    d = v[1:] - v[:-1]
     sigma = 1.4826 * _median(np.abs(d - _median(d)))
     level = _median(np.abs(v)) or 1.0
     band = max(10 * sigma, 0.2 * level)
@@ -218,6 +243,10 @@ def _spikes(v: np.ndarray) -> int:
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.3g} %"
 
 
 def _step_txt(x: float | None) -> str:
@@ -232,8 +261,8 @@ def _acc_gap(hist: Mapping, roles: Mapping[str, str]) -> tuple[float | None, flo
         return None, None
     tr = _prepare(roles["train_acc"], hist[roles["train_acc"]], "acc")
     te = _prepare(roles["test_acc"], hist[roles["test_acc"]], "acc")
-    if not len(tr.steps) or not len(te.steps):
-        return None, None
+    if not len(tr.steps) or not len(te.steps) or min(tr.values.min(), te.values.min()) < -0.01:
+        return None, None  # above 100: a count or a score, not an accuracy
     at = min(tr.steps[-1], te.steps[-1])
     i = int(np.searchsorted(tr.steps, at, side="right")) - 1
     j = int(np.searchsorted(te.steps, at, side="right")) - 1
@@ -242,24 +271,343 @@ def _acc_gap(hist: Mapping, roles: Mapping[str, str]) -> tuple[float | None, flo
     return round(float(te.values[j] - tr.values[i]), 6), float(at)  # values are errors: 1 - acc
 
 
-def _drop_restored_point(curves: dict[str, _Curve], flags: set[str], reasons: list[str]) -> None:
+def _drop_restored_point(curves: dict[str, _Curve], reasons: list[str]) -> bool:
     """Keras EarlyStopping(restore_best_weights) and XGBoost/LightGBM early stopping log
     the best iteration's metrics once more, one step past the end: the curve "drops back".
     """
     ref = curves.get("test")
     if ref is None or len(ref.values) < 5:
-        return
+        return False
     v = ref.values
     b = int(np.argmin(v[:-1]))
     if b >= len(v) - 3 or abs(v[-1] - v[b]) > 1e-6 * abs(v[b]):
-        return
+        return False
     step = ref.steps[-1]
     for c in curves.values():
         if len(c.steps) and c.steps[-1] == step:
             c.steps, c.values = c.steps[:-1], c.values[:-1]
-    flags.add("early_stopped")
     reasons.append(f"Early stopping: the last point (step {_step_txt(step)}) repeats the best "
                    f"step {_step_txt(ref.steps[b])}; it is left out of the trends.")
+    return True
+
+
+# --- the rule table -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Verdict:
+    regime: str
+    reason: Callable[[], str]  # built only for the verdict that decides (a hot path)
+    cap: str = "high"  # the most confidence this rule can give
+    onset: bool = False  # overfitting: find the onset step
+    flag: str | None = None
+
+
+@dataclass
+class _Run:
+    """What the rules see: the described curves and the accuracy gap."""
+
+    curves: dict[str, _Curve]  # every prepared curve, even without finite points
+    train: _Curve | None  # curves with at least short_points points
+    test: _Curve | None
+    gap: float | None
+    gap_step: float | None
+    found: str  # "role='key' (n points)" for the insufficient_data reason
+    classifier: bool = False  # an accuracy-like metric is logged
+
+
+def _visible(c: _Curve) -> bool:
+    """A trend a person sees on the raw plot: at least one noise sigma of the raw points
+    (a drift hidden inside a minibatch-noise band is read as flat)."""
+    return abs(c.change) >= c.noise
+
+
+def _falling(c: _Curve, th: Thresholds) -> bool:
+    return c.t <= -th.z_crit and c.rel <= -th.flat_rel and _visible(c)
+
+
+def _rising(c: _Curve, th: Thresholds) -> bool:
+    return c.t >= th.z_crit and c.rel >= th.flat_rel and _visible(c)
+
+
+def _clearly_falling(c: _Curve, th: Thresholds) -> bool:
+    return _falling(c, th) and c.rel <= -th.clear_rel
+
+
+def _trend(c: _Curve, th: Thresholds) -> str:
+    return "falling" if _falling(c, th) else ("rising" if _rising(c, th) else "flat")
+
+
+def _improved(c: _Curve, th: Thresholds) -> bool:
+    """Over the whole run: the late level sits gl_alpha below the first points."""
+    return c.start - c.level > th.gl_alpha * abs(c.start)
+
+
+def _gl(c: _Curve) -> float:
+    """Prechelt's generalisation loss of the late level (a median, robust to one good or
+    bad last point) against the minimum of the 3-point running median."""
+    if c.lo == 0:
+        return math.inf if c.level > 0 else 0.0
+    return (c.level - c.lo) / abs(c.lo)
+
+
+def _moved(c: _Curve, th: Thresholds) -> str:
+    return f"{c.key!r} moved {_pct(c.rel)} over the last {_fmt(th.late_fraction * 100)} % ({_trend(c, th)})"
+
+
+def _full(run: _Run) -> bool:
+    return run.train is not None and run.test is not None
+
+
+def rule_nan_everywhere(run: _Run, th: Thresholds) -> _Verdict | None:
+    for split in ("train", "test"):
+        c = run.curves.get(split)
+        if c is not None and c.kind == "loss" and c.n_logged and not len(c.values):
+            return _Verdict("diverging", lambda: f"The {split} loss {c.key!r} is NaN/inf at all {c.n_logged} logged points.")
+    return None
+
+
+def rule_nan_for_good(run: _Run, th: Thresholds) -> _Verdict | None:
+    for split in ("train", "test"):
+        c = run.curves.get(split)
+        if c is not None and c.tail_nonfinite_step is not None:
+            how = "was logged as 0.0 after turning NaN" if c.zeros_as_nan else "became NaN/inf"
+            lone = c.nonfinite == 1 and not c.zeros_as_nan  # one bad last point: a hint, not proof
+            return _Verdict("diverging", lambda: f"The {split} curve {c.key!r} {how} at step "
+                            f"{_step_txt(c.tail_nonfinite_step)} and never recovered.", "medium" if lone else "high")
+    return None
+
+
+def rule_exploded(run: _Run, th: Thresholds) -> _Verdict | None:
+    """Overfitting moves a test loss by percents to a few-fold; a factor of ``blowup`` is
+    the weights blowing up (learning rate far too high), even when the run came back."""
+    for c in (run.train, run.test):
+        if c is None or c.lo <= 0:
+            continue
+        if c.end > th.blowup * c.lo:
+            return _Verdict("diverging", lambda: f"{c.key!r} blew up to {_fmt(c.end)}, over {_fmt(th.blowup)}x its best "
+                            f"({_fmt(c.lo)}): the weights exploded.")
+        if c.peak > th.blowup * max(c.start, c.end, float(c.values[0])):
+            return _Verdict("diverging", lambda: f"{c.key!r} exploded to {_fmt(c.peak)} mid-run, over {_fmt(th.blowup)}x "
+                            "where it started and ended: training is unstable (learning rate too high).")
+    return None
+
+
+def rule_train_rises(run: _Run, th: Thresholds) -> _Verdict | None:
+    """Training making its own loss worse: rising late, or sitting clearly above where it
+    started. Both beyond the noise (a tiny learning rate's jitter is no divergence), and
+    not while the test curve is at its best at the end (that run is getting better)."""
+    c, te = run.train, run.test
+    if c is None or (te is not None and te.lo_at_end and not _rising(te, th)):
+        return None
+    above_best = c.level - c.lo > max(th.gl_alpha * abs(c.lo), c.noise, th.rise_range * (c.peak - c.lo))
+    above_start = c.level - c.start > max(th.gl_alpha * abs(c.start), 3 * c.noise) and c.t > 0
+    if (_rising(c, th) and above_best) or above_start:
+        return _Verdict("diverging", lambda: f"The train curve {c.key!r} gets worse: now {_fmt(c.level)} against "
+                        f"{_fmt(c.start)} at the start and a best of {_fmt(c.lo)}; {_moved(c, th)}.", "medium")
+    return None
+
+
+def rule_far_above_chance(run: _Run, th: Thresholds) -> _Verdict | None:
+    """A classifier (it logs an accuracy) whose loss never improved and sits far above any
+    chance level: the weights blew up before the first log."""
+    c = run.train
+    if c is None or c.kind != "loss" or not run.classifier or _improved(c, th) or c.level <= th.chance_ce:
+        return None
+    return _Verdict("diverging", lambda: f"The train loss {c.key!r} sits at {_fmt(c.level)} and never improved: a "
+                    f"classifier's cross-entropy above {_fmt(th.chance_ce)} is far beyond chance level.", "medium")
+
+
+def rule_no_pair(run: _Run, th: Thresholds) -> _Verdict | None:
+    if _full(run):
+        return None
+    missing = [s for s in ("train", "test") if getattr(run, s) is None]
+    return _Verdict("insufficient_data", lambda: f"No usable {' and '.join(missing)} curve (at least {th.short_points} "
+                    f"finite points needed); metric keys found: {run.found}.", "high")
+
+
+def rule_short_run(run: _Run, th: Thresholds) -> _Verdict | None:
+    """A handful of points still says something when it is monotone and large."""
+    tr, te = run.train, run.test
+    if min(len(tr.values), len(te.values)) >= th.min_points:
+        return None
+    n = min(len(tr.values), len(te.values))
+    fall = (te.start - te.end) / abs(te.start) if te.start else 0.0
+    if te.monotone == 1 and fall >= th.short_fall and tr.monotone != -1:
+        return _Verdict("learning", lambda: f"Only {n} points, but {te.key!r} fell {_fmt(fall * 100)} % at every step.", "low")
+    if te.monotone == -1 and tr.monotone == 1:
+        return _Verdict("overfitting", lambda: f"Only {n} points: {tr.key!r} fell at every step while {te.key!r} rose.",
+                        "low", onset=True)
+    if te.monotone == -1 and tr.monotone == -1:
+        return _Verdict("diverging", lambda: f"Only {n} points, and both curves rose at every step.", "low")
+    return _Verdict("insufficient_data", lambda: f"Only {n} points and no monotone trend: too short to judge "
+                    f"(at least {th.min_points} needed).", "low")
+
+
+def rule_acc_gap(run: _Run, th: Thresholds) -> _Verdict | None:
+    if run.gap is None or run.gap < th.acc_gap:
+        return None
+    return _Verdict("overfitting", lambda: f"Train accuracy is {_fmt(run.gap * 100)} points above test accuracy at step "
+                    f"{_step_txt(run.gap_step)} (threshold {_fmt(th.acc_gap * 100)}).", onset=True)
+
+
+def rule_test_left_minimum(run: _Run, th: Thresholds) -> _Verdict | None:
+    """Prechelt 1998, "Early stopping - but when?": GL = E/E_opt - 1 above alpha means the
+    test loss left its minimum; it must also stand out of the noise and not be on its way
+    back (still falling late is allowed only when far above the minimum)."""
+    te, tr = run.test, run.train
+    gl = _gl(te)
+    if te.lo_at_end or gl <= th.gl_alpha or te.level - te.lo <= te.noise or _rising(tr, th):
+        return None
+    train_learns = _falling(tr, th) or tr.lo_at_end or (0 < tr.level < th.train_low * te.level)
+    if not train_learns:  # both settled, the test a little above an early dip: a plateau
+        return None
+    if _falling(te, th) and gl <= 2 * th.gl_alpha:
+        return None
+    return _Verdict("overfitting", lambda: f"The test curve {te.key!r} sits {_fmt(gl * 100)} % above its minimum at step "
+                    f"{_step_txt(te.lo_step)} (Prechelt's GL > {_fmt(th.gl_alpha * 100)} %) while {_moved(tr, th)}.",
+                    onset=True)
+
+
+def rule_test_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
+    tr, te = run.train, run.test
+    if not (tr.level > 0 and te.level > 0 and tr.start > 0 and te.start > 0):
+        return None
+    if te.level < th.far_below * tr.level and te.start < th.far_below * tr.start:
+        return _Verdict("data_issue", lambda: f"The test loss stays under {_fmt(th.far_below)}x the train loss from start "
+                        f"to end ({_fmt(te.level)} against {_fmt(tr.level)}): more than dropout or augmentation "
+                        "explain; check for leakage or a mismatched split.", "medium")
+    return None
+
+
+def rule_train_flat_test_falls(run: _Run, th: Thresholds) -> _Verdict | None:
+    """Train flat while test improves: never improved at all, or flat next to a test
+    curve that sits below it and falls more than twice as fast (label noise)."""
+    tr, te = run.train, run.test
+    if not _falling(te, th) or _rising(tr, th):
+        return None
+    never = not _improved(tr, th) and not _falling(tr, th) and _clearly_falling(te, th)
+    lagging = 0 < te.level < tr.level and tr.rel > th.data_ratio * te.rel and abs(tr.rel) < th.clear_rel
+    if not (never or lagging):
+        return None
+    return _Verdict("data_issue", lambda: f"Train is flat next to test ({_moved(tr, th)}; {_moved(te, th)}; train "
+                    f"{_fmt(tr.level)}, test {_fmt(te.level)}): the model learns what generalises but not its own "
+                    "training labels.", "medium")
+
+
+def _outpaced(tr: _Curve, te: _Curve, th: Thresholds) -> bool:
+    """Train still clearly improves and test improves less than twin_ratio as fast."""
+    return _clearly_falling(tr, th) and te.rel > th.twin_ratio * tr.rel
+
+
+def rule_still_learning(run: _Run, th: Thresholds) -> _Verdict | None:
+    tr, te = run.train, run.test
+    if not _falling(te, th) or (_outpaced(tr, te, th) and not _clearly_falling(te, th)):
+        return None
+    return _Verdict("learning", lambda: f"The test curve still improves: {_moved(te, th)}; {_moved(tr, th)}.")
+
+
+def rule_train_outpaces_test(run: _Run, th: Thresholds) -> _Verdict | None:
+    tr, te = run.train, run.test
+    if not _outpaced(tr, te, th) and not (_clearly_falling(tr, th) and _trend(te, th) != "falling"):
+        return None
+    return _Verdict("overfitting", lambda: f"Train keeps improving while test has stopped: {_moved(tr, th)}; "
+                    f"{_moved(te, th)}.", onset=True)
+
+
+def rule_test_rises(run: _Run, th: Thresholds) -> _Verdict | None:
+    tr, te = run.train, run.test
+    if not _rising(te, th):
+        return None
+    return _Verdict("overfitting", lambda: f"Test gets worse while train does not: {_moved(te, th)}; {_moved(tr, th)}.",
+                    onset=True)
+
+
+def rule_train_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
+    tr, te = run.train, run.test
+    if not (tr.level > 0 and te.level > 0) or te.lo_at_end or tr.level >= th.train_low * te.level:
+        return None
+    return _Verdict("overfitting", lambda: f"Train has flattened far below test ({_fmt(tr.level)} against {_fmt(te.level)}, "
+                    f"under {_fmt(th.train_low)}x) and test is past its best: the model memorised its training set.",
+                    "medium", onset=True)
+
+
+def rule_plateau(run: _Run, th: Thresholds) -> _Verdict | None:
+    tr, te = run.train, run.test
+    improved = _improved(tr, th) or _improved(te, th)
+    what = "improved, then flattened" if improved else "never improved"
+    return _Verdict("plateau", lambda: f"Neither curve improves any more: {_moved(tr, th)}; {_moved(te, th)}; the run "
+                    f"{what}{_chance_level(tr)}.", flag="converged" if improved else "stalled")
+
+
+Rule = Callable[[_Run, Thresholds], "_Verdict | None"]
+# Ordered: the first rule that returns a verdict decides. Non-finite and exploding
+# curves first (they make every trend meaningless), then "is there anything to read",
+# then the rules of thumb from the most specific evidence to the least. The first
+# INSENSITIVE rules read no sensitivity threshold (model.SENSITIVITY) nor any trend.
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("nan_everywhere", rule_nan_everywhere),
+    ("nan_for_good", rule_nan_for_good),
+    ("exploded", rule_exploded),
+    ("train_rises", rule_train_rises),
+    ("no_pair", rule_no_pair),
+    ("short_run", rule_short_run),
+    ("far_above_chance", rule_far_above_chance),
+    ("acc_gap", rule_acc_gap),
+    ("test_left_minimum", rule_test_left_minimum),
+    ("test_far_below", rule_test_far_below),
+    ("train_flat_test_falls", rule_train_flat_test_falls),
+    ("still_learning", rule_still_learning),
+    ("train_outpaces_test", rule_train_outpaces_test),
+    ("test_rises", rule_test_rises),
+    ("train_far_below", rule_train_far_below),
+    ("plateau", rule_plateau),
+)
+INSENSITIVE = 3
+
+
+def _decide(run: _Run, th: Thresholds, first: int = 0) -> tuple[int, _Verdict]:
+    for index in range(first, len(RULES)):
+        verdict = RULES[index][1](run, th)
+        if verdict is not None:
+            return index, verdict
+    raise AssertionError("rule_plateau always decides")  # pragma: no cover
+
+
+_RANK = {"high": 2, "medium": 1, "low": 0}
+
+
+@functools.lru_cache(maxsize=8)
+def _neighbours(th: Thresholds) -> tuple[Thresholds, ...]:
+    return tuple(th.moved(name, f) for name in SENSITIVITY for f in (th.tolerance, 1 / th.tolerance))
+
+
+def _tail_view(run: _Run) -> _Run:
+    """The run as read from the last half of the late part only."""
+    view = {s: dc_replace(c, change=c.tail_change, rel=c.tail_rel, t=c.tail_t)
+            for s, c in (("train", run.train), ("test", run.test)) if c is not None}
+    return dc_replace(run, train=view.get("train"), test=view.get("test"))
+
+
+def _confidence(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> tuple[str, str | None]:
+    """How sure the label is: re-derived with each sensitivity threshold moved by
+    ``tolerance`` both ways, one at a time, and from the last half of the late part
+    alone. A label nothing changes is as sure as its rule allows (``cap``); one that
+    flips names what it flips to as the runner-up; many flips make it ``low``."""
+    flips: dict[str, int] = {}
+    views = [(run, moved) for moved in _neighbours(th)] if index >= INSENSITIVE else []
+    if views and _full(run):
+        views.append((_tail_view(run), th))
+    for view, moved in views:  # the insensitive rules did not fire and cannot fire here
+        regime = _decide(view, moved, INSENSITIVE)[1].regime
+        if regime != verdict.regime:
+            flips[regime] = flips.get(regime, 0) + 1
+            if sum(flips.values()) > 2:
+                break
+    level = _RANK[verdict.cap] - (1 if flips else 0) - (1 if sum(flips.values()) > 2 else 0)
+    if _full(run) and min(len(run.train.values), len(run.test.values)) < 2 * th.min_points:
+        level = min(level, 1)  # a handful of points is a sketch
+    conf = {2: "high", 1: "medium"}.get(max(level, 0), "low")
+    return conf, (max(flips, key=flips.get) if flips else None)
 
 
 def analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None = None,
@@ -273,6 +621,17 @@ def analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None = No
         return _analyze(histories, keys, thresholds or Thresholds())
 
 
+def _side(split: str, roles: Mapping[str, str], histories: Mapping, reasons: list[str]) -> _Curve | None:
+    for kind in ("loss", "acc"):
+        key = roles.get(f"{split}_{kind}")
+        if key is not None:
+            try:
+                return _prepare(key, histories[key], kind)
+            except (TypeError, ValueError):
+                reasons.append(f"{key!r} could not be read as numbers.")
+    return None
+
+
 def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th: Thresholds) -> Diagnosis:
     counts = {}
     for k, series in histories.items():
@@ -283,158 +642,42 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
     try:
         roles = resolve_roles(counts, keys)
     except ValueError as exc:
-        return Diagnosis("insufficient_data", reasons=(str(exc),))
+        return Diagnosis("insufficient_data", reasons=(str(exc),), rule="keys")
     roles = {r: k for r, k in roles.items() if k in histories}
     flags: set[str] = set()
     reasons: list[str] = []
-
-    def side(split: str) -> _Curve | None:
-        for kind in ("loss", "acc"):
-            key = roles.get(f"{split}_{kind}")
-            if key is not None:
-                try:
-                    return _prepare(key, histories[key], kind)
-                except (TypeError, ValueError):
-                    reasons.append(f"{key!r} could not be read as numbers.")
-        return None
-
-    curves = {s: c for s in ("train", "test") if (c := side(s)) is not None}
-    points = {r: counts.get(k, 0) for r, k in roles.items()}
+    curves = {s: c for s in ("train", "test") if (c := _side(s, roles, histories, reasons)) is not None}
     last_step = max((float(c.steps[-1]) for c in curves.values() if len(c.steps)), default=None)
     gap, gap_step = _acc_gap(histories, roles)
-    base = {"acc_gap": gap, "keys": dict(roles), "points": points, "last_step": last_step}
-
-    for c in curves.values():
-        if c.nonfinite:
-            flags.add("nonfinite")
-    _drop_restored_point(curves, flags, reasons)
-
-    def done(regime, best=None, onset=None):
-        return Diagnosis(regime, best_step=best, onset_step=onset, flags=tuple(sorted(flags)),
-                         reasons=tuple(reasons), **base)
-
-    # Non-finite for good: the run blew up, whatever came before.
-    for split in ("train", "test"):
-        c = curves.get(split)
-        if c is not None and c.tail_nonfinite_step is not None:
-            how = "was logged as 0.0 after turning NaN" if c.zeros_as_nan else "became NaN/inf"
-            reasons.append(f"The {split} curve {c.key!r} {how} at step {_step_txt(c.tail_nonfinite_step)} "
-                           "and never recovered.")
-            return done("diverging")
-
-    usable = {s: c for s, c in curves.items() if len(c.values) >= th.min_points}
+    if any(c.nonfinite for c in curves.values()):
+        flags.add("nonfinite")
+    if _drop_restored_point(curves, reasons):
+        flags.add("early_stopped")
+    for split, c in curves.items():
+        if _drop_extra_eval(c):
+            reasons.append(f"The last {split} point (step {_step_txt(c.steps[-1])} was the last regular one) is a "
+                           "one-off evaluation after training; it is left out of the trends.")
+    usable = {s: c for s, c in curves.items() if len(c.values) >= th.short_points}
     for c in usable.values():
-        _trend(c, th)
+        _describe(c, th)
         if c.spikes:
             flags.add("spikes")
         if c.noise > 0.05 * max(abs(c.level), 1e-12):  # jitter over 5 % of the level
             flags.add("oscillating")
-
-    train, test = usable.get("train"), usable.get("test")
-    if train is not None and _blew_up(train, th):
-        reasons.append(f"The train curve {train.key!r} ends above where it started ({_fmt(train.end)} "
-                       f"against {_fmt(train.start)} at the start, best {_fmt(train.lo)}).")
-        return done("diverging")
-    if train is not None and train.trend == "rising" and train.end > train.lo * (1 + th.gl_alpha):
-        reasons.append(f"The train curve {train.key!r} rises: {_fmt(train.rel * 100)} % over its late part, "
-                       f"now {_fmt(train.end)} against a best of {_fmt(train.lo)}.")
-        return done("diverging")
-    if train is None or test is None:
-        found = ", ".join(f"{r}={k!r} ({counts.get(k, 0)} points)" for r, k in roles.items()) or "none"
-        missing = [s for s in ("train", "test") if s not in usable]
-        reasons.append(f"No usable {' and '.join(missing)} curve (at least {th.min_points} finite points "
-                       f"needed); metric keys found: {found}.")
-        return done("insufficient_data")
-
-    for c in (train, test):
-        if (why := _exploded(c, th)) is not None:
-            reasons.append(why)
-            return done("diverging")
-    best = test.lo_step
-    # Train accuracy far above test accuracy: the classic sign (a 20 % gap).
-    if gap is not None and gap >= th.acc_gap:
-        reasons.append(f"Train accuracy is {_fmt(gap * 100)} points above test accuracy at step "
-                       f"{_step_txt(gap_step)} (threshold {_fmt(th.acc_gap * 100)}).")
-        return done("overfitting", best, _onset(test, th))
-    # Prechelt 1998, "Early stopping - but when?": generalisation loss GL = E/E_opt - 1;
-    # GL > alpha (his GL5: 5 %) means the test loss left its minimum. We also ask that the
-    # rise is no longer falling and stands out of the noise (his UP criterion's intent).
-    gl = (test.end - test.lo) / abs(test.lo) if test.lo != 0 else (math.inf if test.end > test.lo else 0.0)
-    test_rose = gl > th.gl_alpha and test.lo_step < test.steps[-1] and test.trend != "falling" and (
-        test.trend == "rising" or test.end - test.lo > 3 * test.noise)
-    if test_rose:
-        reasons.append(f"The test curve {test.key!r} is {_fmt(gl * 100)} % above its minimum at step "
-                       f"{_step_txt(test.lo_step)} (Prechelt's GL > {_fmt(th.gl_alpha * 100)} %) "
-                       f"while the train curve {train.key!r} is {train.trend}.")
-        return done("overfitting", best, _onset(test, th))
-    if gap is not None and -gap >= th.acc_gap:
-        reasons.append(f"Test accuracy is {_fmt(-gap * 100)} points above train accuracy at step "
-                       f"{_step_txt(gap_step)}: the training labels or split look broken.")
-        return done("data_issue", best)
-
-    # "A curve that moved 3 % while its twin moved 15 % is flat relative to it."
-    t_fall = train.trend == "falling" and abs(train.rel) >= th.twin_ratio * abs(test.rel)
-    v_fall = test.trend == "falling" and abs(test.rel) >= th.twin_ratio * abs(train.rel)
-    t_move = f"{train.key!r} moved {_fmt(train.rel * 100)} %"
-    v_move = f"{test.key!r} moved {_fmt(test.rel * 100)} %"
-    late = f"over the last {_fmt(th.late_fraction * 100)} % of the run"
-    positive = train.level > 0 and test.level > 0
-    if positive and train.trend != "rising" and train.level < th.train_low * test.level:
-        reasons.append(f"Train has flattened far below test ({_fmt(train.level)} against {_fmt(test.level)}, "
-                       f"under {_fmt(th.train_low)}x) while test is {test.trend} {late}: the model memorised "
-                       "its training set.")
-        return done("overfitting", best, _onset(test, th))
-    t_gain = (train.start - train.level) / train.start if positive and train.start > 0 else 0.0
-    v_gain = (test.start - test.level) / test.start if positive and test.start > 0 else 0.0
-    if positive and test.level < th.test_below * train.level and v_gain > 0 and (
-            (v_fall and abs(train.rel) < 0.5 * abs(test.rel)) or t_gain < 0.5 * v_gain):
-        reasons.append(f"Test sits below train ({_fmt(test.level)} against {_fmt(train.level)}) and improved "
-                       f"far more ({_fmt(v_gain * 100)} % against {_fmt(t_gain * 100)} % since the start; "
-                       f"{t_move}, {v_move} {late}): the training labels look broken.")
-        return done("data_issue", best)
-    if v_fall and not t_fall:
-        reasons.append(f"Train is flat while test falls {late} ({t_move}, {v_move}): the model "
-                       "learns what generalises but not its own training labels.")
-        return done("data_issue", best)
-    if t_fall and not v_fall:
-        reasons.append(f"Train falls while test is {'flat' if test.trend == 'falling' else test.trend} "
-                       f"{late} ({t_move}, {v_move}).")
-        return done("overfitting", best, _onset(test, th))
-    if t_fall and v_fall:
-        reasons.append(f"Both curves still fall {late} ({t_move}, {v_move}).")
-        return done("learning", best)
-    if test.trend == "rising":
-        reasons.append(f"Test rises while train is {train.trend} {late} ({t_move}, {v_move}).")
-        return done("overfitting", best, _onset(test, th))
-    improved = (train.start - train.level) > th.gl_alpha * abs(train.start) or (
-        test.start - test.level) > th.gl_alpha * abs(test.start)
-    flags.add("converged" if improved else "stalled")
-    what = "improved, then flattened" if improved else "never improved"
-    reasons.append(f"Both curves are flat {late} ({t_move}, {v_move}); the run {what}{_chance_level(train)}.")
-    return done("plateau", best)
-
-
-def _exploded(c: _Curve, th: Thresholds) -> str | None:
-    """A loss that went ``blowup`` times above its best, at the end or on the way.
-
-    Overfitting moves a test loss by percents to a few-fold; a factor of 100 is the
-    weights blowing up (learning rate far too high), even when the run came back.
-    """
-    if c.lo <= 0:
-        return None
-    peak = c.peak
-    if c.end > th.blowup * c.lo:
-        return (f"The curve {c.key!r} blew up to {_fmt(c.end)}, over {_fmt(th.blowup)}x its best "
-                f"({_fmt(c.lo)}): the weights exploded.")
-    if peak > th.blowup * max(c.start, c.end):
-        return (f"The curve {c.key!r} exploded to {_fmt(peak)} mid-run, over {_fmt(th.blowup)}x where it "
-                f"started and ended: training is unstable (learning rate too high).")
-    return None
-
-
-def _blew_up(c: _Curve, th: Thresholds) -> bool:
-    """The late level sits clearly above the first points: training made things worse."""
-    return c.level > c.start and c.level - c.start > th.gl_alpha * max(abs(c.start), c.start - c.lo)
+    found = ", ".join(f"{r}={k!r} ({counts.get(k, 0)} points)" for r, k in roles.items()) or "none"
+    run = _Run(curves, usable.get("train"), usable.get("test"), gap, gap_step, found,
+               classifier="train_acc" in roles or "test_acc" in roles)
+    index, verdict = _decide(run, th)
+    confidence, runner_up = _confidence(run, th, index, verdict)
+    reasons.append(verdict.reason())
+    if verdict.flag:
+        flags.add(verdict.flag)
+    test = run.test
+    best = test.lo_step if test is not None and _full(run) else None
+    onset = _onset(test, th) if verdict.onset and test is not None else None
+    return Diagnosis(verdict.regime, acc_gap=gap, best_step=best, onset_step=onset, flags=tuple(sorted(flags)),
+                     reasons=tuple(reasons), keys=dict(roles), points={r: counts.get(k, 0) for r, k in roles.items()},
+                     last_step=last_step, confidence=confidence, runner_up=runner_up, rule=RULES[index][0])
 
 
 def _onset(test: _Curve, th: Thresholds) -> float | None:
@@ -447,7 +690,7 @@ def _onset(test: _Curve, th: Thresholds) -> float | None:
 
 def _chance_level(c: _Curve) -> str:
     """Cross-entropy of a uniform guess is ln(classes): say so when the loss sits there."""
-    if not c.key or "acc" in c.key.lower():
+    if c.kind != "loss":
         return ""
     for k in range(2, 21):
         if abs(c.level - math.log(k)) < 0.01 * math.log(k):
@@ -541,4 +784,4 @@ def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thre
     return d or analyze({}, keys, thresholds).to_dict()
 
 
-__all__ = ["ROLES", "analyze", "analyze_frame", "downsample", "split_runs"]
+__all__ = ["ROLES", "RULES", "analyze", "analyze_frame", "downsample", "split_runs"]

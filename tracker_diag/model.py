@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import hashlib
+from dataclasses import asdict, astuple, dataclass, field, fields, replace
+from typing import Literal, get_args
 
-ANALYZER_VERSION = "1"
+# 2: rule table, confidence, trends judged against the curve's own noise (issue 9).
+ANALYZER_VERSION = "2"
 
-REGIMES = ("learning", "overfitting", "data_issue", "plateau", "diverging", "insufficient_data")
+Regime = Literal["learning", "overfitting", "data_issue", "plateau", "diverging", "insufficient_data"]
+REGIMES: tuple[str, ...] = get_args(Regime)
+Confidence = Literal["high", "medium", "low"]
+CONFIDENCES: tuple[str, ...] = get_args(Confidence)
 
 ADVICE = {
     "learning": "Still learning: keep training (both losses are still falling).",
@@ -24,38 +30,89 @@ ADVICE = {
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Decision thresholds; each default's source is given where it is used in analyze.py."""
+    """Decision thresholds. Each default says where it comes from; the rule table in
+    analyze.py says which rule reads it. "Judgement" marks a default that was chosen
+    by reading plots (LABELLING.md), not taken from a published criterion.
+    """
 
+    # Train minus test accuracy that is overfitting on its own: the rule of thumb's 20 %.
     acc_gap: float = 0.20
+    # Prechelt 1998 "Early stopping - but when?", GL5: the test loss is 5 % above its
+    # minimum. Also the "improved at all" bar of a whole run.
     gl_alpha: float = 0.05
-    z_crit: float = 1.96
-    flat_rel: float = 0.01
-    range_rel: float = 0.05
-    twin_ratio: float = 0.25
-    test_below: float = 0.95
+    # One-sided 5 % test of a late trend against the curve's own point-to-point noise.
+    z_crit: float = 1.645
+    # A late change under 2 % of the curve's level is flat: what careful readers call
+    # "stopped improving" (LABELLING.md), the same ±2 % band the naive reading uses.
+    flat_rel: float = 0.02
+    # "Clearly improving": 5 % of its level over the late part, Prechelt's GL5 mirrored.
+    clear_rel: float = 0.05
+    # A test curve improving less than this fraction of the train curve's late
+    # improvement has practically stopped while train still learns (judgement; the old
+    # analyzer's twin rule used 0.25).
+    twin_ratio: float = 0.2
+    # Train improving less than this fraction of the test curve's late improvement while
+    # test sits below train: train is flat next to test, the label-noise signature
+    # (judgement: dropout and augmentation make the two fall at similar rates).
+    data_ratio: float = 0.5
+    # A rise of the train loss that is a visible part of its plot: a fifth of its range.
+    rise_range: float = 0.2
+    # Cross-entropy of a uniform guess is ln(classes); a classifier's loss that never
+    # improved and sits above 10 (ln of 22,000 classes) is broken, not stalled.
+    chance_ce: float = 10.0
+    # Test loss below this fraction of train loss from start to end: more than dropout or
+    # augmentation explain (they lift the logged train loss by tens of percent; judgement).
+    far_below: float = 0.25
+    # Train loss flat under this fraction of a flat test loss: memorised (judgement).
     train_low: float = 0.2
+    # A loss 100x its best is the weights exploding, not overfitting (judgement).
     blowup: float = 100.0
+    # LABELLING.md: "judge the late part of the run (roughly its last third to 40 %)".
     late_fraction: float = 0.4
+    # Fewer points than this per curve is a short run: only a monotone fall of
+    # short_fall is read (low confidence); fewer than short_points says nothing.
     min_points: int = 5
+    short_points: int = 3
+    short_fall: float = 0.2
+    # Long curves are reduced to this many bin medians before trends are read.
     max_bins: int = 64
+    # Confidence: the label is re-derived with each sensitivity threshold moved by this
+    # factor both ways; a label that holds is high, one that flips names its runner-up.
+    tolerance: float = 1.5
 
     def __post_init__(self):
         if not 0 < self.acc_gap <= 1:
             raise ValueError(f"acc_gap must be in (0, 1], got {self.acc_gap}")
         if not 0 < self.late_fraction <= 1:
             raise ValueError(f"late_fraction must be in (0, 1], got {self.late_fraction}")
-        if self.min_points < 3:
-            raise ValueError(f"min_points must be at least 3, got {self.min_points}")
+        if self.short_points < 2 or self.min_points < self.short_points:
+            raise ValueError(f"need 2 <= short_points <= min_points, got {self.short_points}, {self.min_points}")
         if self.max_bins < 8:
             raise ValueError(f"max_bins must be at least 8, got {self.max_bins}")
-        for name in ("gl_alpha", "z_crit", "flat_rel", "range_rel", "twin_ratio", "test_below", "train_low", "blowup"):
+        if not self.tolerance >= 1:
+            raise ValueError(f"tolerance must be at least 1, got {self.tolerance}")
+        for name in SENSITIVITY + ("train_low", "blowup", "short_fall", "rise_range", "chance_ce"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def moved(self, name: str, factor: float) -> "Thresholds":
+        """These thresholds with ``name`` multiplied by ``factor`` (acc_gap capped at 1)."""
+        value = getattr(self, name) * factor
+        return replace(self, **{name: min(value, 1.0) if name == "acc_gap" else value})
+
+    def digest(self) -> str:
+        """Short hash of every value, written into diag_checked: new thresholds relabel."""
+        text = ",".join(f"{f.name}={v!r}" for f, v in zip(fields(self), astuple(self)))
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+# The thresholds that say how sure a change must be; confidence moves these.
+SENSITIVITY = ("acc_gap", "gl_alpha", "z_crit", "flat_rel", "clear_rel", "twin_ratio", "data_ratio", "far_below")
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    regime: str
+    regime: Regime
     acc_gap: float | None = None
     best_step: float | None = None
     onset_step: float | None = None
@@ -64,6 +121,9 @@ class Diagnosis:
     keys: dict[str, str] = field(default_factory=dict)
     points: dict[str, int] = field(default_factory=dict)
     last_step: float | None = None
+    confidence: Confidence = "low"
+    runner_up: Regime | None = None
+    rule: str = ""  # name of the rule that decided (analyze.RULES)
 
     @property
     def advice(self) -> str:
