@@ -86,6 +86,23 @@ def sample_set(runs, source: str) -> list[tuple[str, str, str, dict]]:
     return [(source, r.run_id, r.expected, next(split_runs(r.frame))[1]) for r in runs]
 
 
+def _trained(kind: str, n: int, seed: int, cache: Path | None):
+    """Train (or load from ``cache``) a corpus; training takes minutes, analysing seconds."""
+    import pickle
+
+    path = cache / f"{kind}-{seed}-{n}.pkl" if cache else None
+    if path is not None and path.exists():
+        return pickle.loads(path.read_bytes())
+    module = __import__(f"tracker_diag.{'corpus' if kind == 'corpus' else 'samples'}", fromlist=["generate"])
+    t0 = time.perf_counter()
+    runs = module.generate(n, seed=seed)
+    print(f"{kind}: {n} runs trained at seed {seed} in {time.perf_counter() - t0:.0f} s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(runs))
+    return runs
+
+
 def load_sets(a) -> dict[str, list]:
     sets = {}
     if "wild" in a.sets:
@@ -94,15 +111,9 @@ def load_sets(a) -> dict[str, list]:
         else:
             print(f"(no real-world set at {a.wild}: skipped)")
     if "corpus" in a.sets:
-        from tracker_diag.corpus import generate
-        t0 = time.perf_counter()
-        sets["corpus"] = sample_set(generate(a.corpus_runs, seed=a.corpus_seed), "corpus")
-        print(f"corpus: {a.corpus_runs} runs trained at seed {a.corpus_seed} in {time.perf_counter() - t0:.0f} s")
+        sets["corpus"] = sample_set(_trained("corpus", a.corpus_runs, a.corpus_seed, a.cache), "corpus")
     if "numpy" in a.sets:
-        from tracker_diag.samples import generate
-        t0 = time.perf_counter()
-        sets["numpy"] = sample_set(generate(a.numpy_runs, seed=a.numpy_seed), "numpy")
-        print(f"numpy: {a.numpy_runs} runs trained at seed {a.numpy_seed} in {time.perf_counter() - t0:.0f} s")
+        sets["numpy"] = sample_set(_trained("numpy", a.numpy_runs, a.numpy_seed, a.cache), "numpy")
     return sets
 
 
@@ -132,11 +143,12 @@ def report(name: str, items, th: Thresholds, show_errors: bool) -> dict:
     acc, n = accuracy(ours)
     nacc, _ = accuracy(base)
     print(f"\n=== {name}: {n} scored runs" + (f" (+{len(items) - n} ambiguous)" if len(items) > n else ""))
-    left, right = matrix(ours).to_string().splitlines(), matrix(base).to_string().splitlines()
-    width = max(map(len, left))
-    print(f"{'tracker-diag (rows: truth, columns: label)':<{width}}   naive reading")
-    for a_line, b_line in itertools.zip_longest(left, right, fillvalue=""):
-        print(f"{a_line:<{width}}   {b_line.split(None, 1)[-1] if b_line.strip() else ''}")
+    short = {"learning": "learn", "overfitting": "overfit", "data_issue": "data", "plateau": "plateau",
+             "diverging": "diverg", "insufficient_data": "insuff"}
+    both = pd.concat({"tracker-diag": matrix(ours).rename(columns=short),
+                      "| naive reading": matrix(base).rename(columns=short)}, axis=1)
+    print("rows: truth; columns: label")
+    print(both.to_string())
     recall = matrix(ours)
     per = ", ".join(f"{r} {recall.loc[r, r] / max(recall.loc[r].sum(), 1):.0%}" for r in recall.index if r != "ambiguous")
     print(f"per-regime recall: {per}")
@@ -193,6 +205,7 @@ def main():
     p.add_argument("--numpy-runs", type=int, default=120)
     p.add_argument("--loso", action="store_true", help="leave-one-source-out refit of the fitted thresholds")
     p.add_argument("--show-errors", action="store_true")
+    p.add_argument("--cache", type=Path, help="keep trained corpora here (pickles) for the next run")
     a = p.parse_args()
     th = Thresholds()
     sets = load_sets(a)

@@ -468,6 +468,16 @@ def rule_test_left_minimum(run: _Run, th: Thresholds) -> _Verdict | None:
                     onset=True)
 
 
+def rule_test_acc_far_above(run: _Run, th: Thresholds) -> _Verdict | None:
+    """Test accuracy reverse_gap or more above train accuracy: dropout and augmentation
+    cost some points of train accuracy, label noise costs far more."""
+    if run.gap is None or -run.gap < th.reverse_gap:
+        return None
+    return _Verdict("data_issue", lambda: f"Test accuracy is {_fmt(-run.gap * 100)} points above train accuracy at "
+                    f"step {_step_txt(run.gap_step)}: more than regularisation explains; check the training labels "
+                    "and the split.", "medium")
+
+
 def rule_test_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.train, run.test
     if not (tr.level > 0 and te.level > 0 and tr.start > 0 and te.start > 0):
@@ -554,6 +564,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("far_above_chance", rule_far_above_chance),
     ("acc_gap", rule_acc_gap),
     ("test_left_minimum", rule_test_left_minimum),
+    ("test_acc_far_above", rule_test_acc_far_above),
     ("test_far_below", rule_test_far_below),
     ("train_flat_test_falls", rule_train_flat_test_falls),
     ("still_learning", rule_still_learning),

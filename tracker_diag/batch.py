@@ -6,6 +6,7 @@ exit code.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,13 @@ class BatchResult:
         return sum(r.skipped for r in self.results)
 
 
+def label_config(thresholds: Thresholds, keys: dict[str, str] | None) -> str:
+    """Short hash of what decides a label besides the data: the thresholds and the key
+    mapping. Part of diag_checked, so new thresholds relabel instead of skipping."""
+    mapping = ",".join(f"{r}={k}" for r, k in sorted((keys or {}).items()))
+    return hashlib.sha1(f"{thresholds.digest()}|{mapping}".encode()).hexdigest()[:8]
+
+
 def is_current(ref: RunRef) -> bool:
     """Labelled by this analyzer version from the data the run holds now (a provisional
     label of a run that has since finished is not current)."""
@@ -90,6 +98,7 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
     """
     keep_curves = keep_curves or attach_plots
     out = BatchResult()
+    config = label_config(thresholds or Thresholds(), keys)
 
     def record(r: RunResult):
         out.results.append(r)
@@ -98,6 +107,7 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
 
     for page in _chunks(backend.list_runs(), page_size):
         todo, current = [], set()
+        page = [replace(ref, checked=f"{ref.checked};cfg={config}") if ref.checked else ref for ref in page]
         for ref in page:
             if not force and is_current(ref):
                 if keep_curves:  # a report wants the curves: read them, but write nothing
@@ -105,7 +115,8 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                     todo.append(ref)
                     continue
                 record(RunResult(ref, Diagnosis(ref.tags["diag_regime"], flags=tuple(
-                    f for f in ref.tags.get("diag_flags", "").split(",") if f)), "unchanged", skipped=True))
+                    f for f in ref.tags.get("diag_flags", "").split(",") if f),
+                    confidence=ref.tags.get("diag_confidence", "low")), "unchanged", skipped=True))
             else:
                 todo.append(ref)
         if not todo:

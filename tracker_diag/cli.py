@@ -90,7 +90,7 @@ def _print_table(batch: BatchResult, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col in ("run", "regime", "acc gap", "best step", "flags", "action"):
+    for col in ("run", "regime", "confidence", "acc gap", "best step", "flags", "action"):
         table.add_column(col, overflow="fold")
     for r in batch.results:
         d = r.diagnosis
@@ -102,7 +102,8 @@ def _print_table(batch: BatchResult, title: str) -> None:
         name = r.ref.run_name or r.ref.run_id
         if r.ref.run_name and r.ref.run_name != r.ref.run_id:
             name = f"{r.ref.run_name} ({r.ref.run_id[:8]})"
-        table.add_row(name, f"[{REGIME_STYLE.get(regime, '')}]{regime}[/]" if d else regime, gap, best, flags,
+        sure = "" if not d else d.confidence + (f" (or {d.runner_up})" if d.runner_up else "")
+        table.add_row(name, f"[{REGIME_STYLE.get(regime, '')}]{regime}[/]" if d else regime, sure, gap, best, flags,
                       action, end_section=False)
     _console().print(table)
 

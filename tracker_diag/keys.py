@@ -17,9 +17,10 @@ ROLES = ("train_loss", "test_loss", "train_acc", "test_acc")
 _TOKEN = re.compile(r"[a-z0-9]+")
 # Lower is better; rank = preference within the role (lower first).
 _LOSS = {"loss": 0, "logloss": 1, "mlogloss": 1, "nll": 1, "crossentropy": 1, "ce": 2,
-         "rmse": 3, "mse": 4, "mae": 5, "l2": 6, "l1": 6, "merror": 7, "error": 7, "err": 7}
-# Higher is better.
-_ACC = {"accuracy": 0, "acc": 0, "auc": 2, "f1": 3}
+         "rmse": 3, "mse": 4, "mae": 5, "l2": 6, "l1": 6, "merror": 7, "error": 7, "err": 7,
+         "wer": 8, "cer": 8}
+# Higher is better. Ultralytics YOLO's mAP50-95 before mAP50 (tokens "map50", "95").
+_ACC = {"accuracy": 0, "acc": 0, "top1": 1, "map50": 2, "auc": 2, "f1": 3, "top5": 4}
 _TRAIN = {"train", "training", "learn", "trn"}
 _TEST = {"test", "val", "valid", "validation", "eval", "evaluation", "dev", "holdout", "testing"}
 # Keys that carry a metric word but are no learning curve.
@@ -31,13 +32,18 @@ _POSITIONAL = re.compile(r"^(validation|valid)_(\d+)$")
 
 def _tokens(key: str) -> list[str]:
     # "sparse_categorical_accuracy" -> accuracy; "multi_logloss" -> logloss; camelCase split
-    key = re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()
+    key = re.sub(r"([a-z])([A-Z])", r"\1_\2", key.replace("mAP", "map")).lower()
     key = key.replace("cross_entropy", "crossentropy").replace("learning_rate", "lr")
     return _TOKEN.findall(key)
 
 
-def _classify(key: str, positional: Mapping[str, str]) -> tuple[str, int, int] | None:
-    """(role, metric rank, granularity rank) or None; granularity 0 epoch, 1 plain, 2 step."""
+def _classify(key: str, positional: Mapping[str, str], bare: str = "train") -> tuple[str, int, int] | None:
+    """(role, metric rank, granularity rank) or None; granularity 0 epoch, 1 plain, 2 step.
+
+    ``bare`` is the split of a key that names none: train in Keras (``loss``,
+    ``accuracy``), test where the train curve is named explicitly (Hugging Face model
+    cards: ``Training Loss``, ``Validation Loss``, ``Accuracy``).
+    """
     lead = re.split(r"[-/]", key, maxsplit=1)[0].lower()
     tokens = _tokens(key)
     if not tokens or _NOT_A_CURVE.intersection(tokens):
@@ -47,12 +53,18 @@ def _classify(key: str, positional: Mapping[str, str]) -> tuple[str, int, int] |
         return None
     kind = "acc" if metric[-1] in _ACC else "loss"
     rank = (_ACC if kind == "acc" else _LOSS)[metric[-1]]
+    if metric[-1] == "map50" and "95" in tokens:
+        rank = 1  # mAP50-95, YOLO's headline metric
     if lead in positional:
         split = positional[lead]
     elif _TEST.intersection(tokens):
         split = "test"
+    elif _TRAIN.intersection(tokens):
+        split = "train"
+    elif metric[-1] == "map50":
+        split = "test"  # mAP is only ever computed on the validation set (YOLO's metrics/)
     else:
-        split = "train"  # Keras: "loss", "accuracy"; explicit train tokens land here too
+        split = bare
     if "epoch" in tokens:
         gran = 0
     elif "step" in tokens:
@@ -82,13 +94,23 @@ def _positional_splits(keys: Iterable[str]) -> dict[str, str]:
     return {lead: "test" for lead in leads}
 
 
+def _bare_split(counts: Mapping[str, int], positional: Mapping[str, str]) -> str:
+    """Test when a real train curve (3+ points) is named with a train token; else train.
+    Hugging Face's one-point final ``train_loss`` does not count."""
+    for key, n in counts.items():
+        if n >= 3 and _TRAIN.intersection(_tokens(key)) and _classify(key, positional) is not None:
+            return "test"
+    return "train"
+
+
 def resolve_roles(counts: Mapping[str, int], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """Map roles to keys, given each logged key and its number of points."""
     overrides = dict(overrides or {})
     positional = _positional_splits(counts)
+    bare = _bare_split(counts, positional)
     best: dict[str, tuple] = {}
     for key, n in counts.items():
-        found = _classify(key, positional)
+        found = _classify(key, positional, bare)
         if found is None:
             continue
         role, rank, gran = found
@@ -127,7 +149,7 @@ def candidate_keys(keys: Iterable[str], overrides: Mapping[str, str] | None = No
     """
     keys = list(keys)
     positional = _positional_splits(keys)
-    out = [k for k in keys if _classify(k, positional) is not None]
+    out = [k for k in keys if _classify(k, positional) is not None]  # the split does not matter here
     for key in (overrides or {}).values():
         if key not in out:
             out.append(key)

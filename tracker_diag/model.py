@@ -37,6 +37,10 @@ class Thresholds:
 
     # Train minus test accuracy that is overfitting on its own: the rule of thumb's 20 %.
     acc_gap: float = 0.20
+    # Test accuracy this far above train accuracy is a data problem: dropout and heavy
+    # augmentation cost the logged train accuracy up to ~15 points (judgement), label
+    # noise costs more.
+    reverse_gap: float = 0.30
     # Prechelt 1998 "Early stopping - but when?", GL5: the test loss is 5 % above its
     # minimum. Also the "improved at all" bar of a whole run.
     gl_alpha: float = 0.05
@@ -81,8 +85,9 @@ class Thresholds:
     tolerance: float = 1.5
 
     def __post_init__(self):
-        if not 0 < self.acc_gap <= 1:
-            raise ValueError(f"acc_gap must be in (0, 1], got {self.acc_gap}")
+        for name in ("acc_gap", "reverse_gap"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not 0 < self.late_fraction <= 1:
             raise ValueError(f"late_fraction must be in (0, 1], got {self.late_fraction}")
         if self.short_points < 2 or self.min_points < self.short_points:
@@ -96,9 +101,9 @@ class Thresholds:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     def moved(self, name: str, factor: float) -> "Thresholds":
-        """These thresholds with ``name`` multiplied by ``factor`` (acc_gap capped at 1)."""
+        """These thresholds with ``name`` multiplied by ``factor`` (gaps capped at 1)."""
         value = getattr(self, name) * factor
-        return replace(self, **{name: min(value, 1.0) if name == "acc_gap" else value})
+        return replace(self, **{name: min(value, 1.0) if name.endswith("_gap") else value})
 
     def digest(self) -> str:
         """Short hash of every value, written into diag_checked: new thresholds relabel."""
@@ -107,7 +112,7 @@ class Thresholds:
 
 
 # The thresholds that say how sure a change must be; confidence moves these.
-SENSITIVITY = ("acc_gap", "gl_alpha", "z_crit", "flat_rel", "clear_rel", "twin_ratio", "data_ratio", "far_below")
+SENSITIVITY = ("acc_gap", "reverse_gap", "gl_alpha", "z_crit", "flat_rel", "clear_rel", "twin_ratio", "data_ratio", "far_below")
 
 
 @dataclass(frozen=True)

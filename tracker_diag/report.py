@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tracker_diag import __version__
 from tracker_diag.batch import BatchResult
-from tracker_diag.model import REGIMES
+from tracker_diag.model import CONFIDENCES, REGIMES
 from tracker_diag.params import regime_table
 from tracker_diag.plots import COLOURS
 
@@ -24,7 +24,8 @@ def build(batch: BatchResult) -> dict:
         runs.append({
             "run_id": r.ref.run_id, "run_name": r.ref.run_name, "source": r.ref.source,
             "regime": d.get("regime"), "acc_gap": d.get("acc_gap"), "best_step": d.get("best_step"),
-            "onset_step": d.get("onset_step"), "flags": d.get("flags", []), "keys": d.get("keys", {}),
+            "onset_step": d.get("onset_step"), "flags": d.get("flags", []), "confidence": d.get("confidence"),
+            "runner_up": d.get("runner_up"), "keys": d.get("keys", {}),
             "reasons": d.get("reasons", []), "advice": d.get("advice"), "action": r.action,
             **({"error": r.error} if r.error else {}), **({"url": r.ref.url} if r.ref.url else {}),
             **({"experiment": r.ref.experiment} if r.ref.experiment else {}),
@@ -174,6 +175,9 @@ _JS = """
 """
 
 
+_CONF_ORDER = {"high": "0", "medium": "1", "low": "2"}  # sorts high first
+
+
 def render_html(batch: BatchResult, title: str = "tracker-diag report", rep: dict | None = None) -> str:
     """One self-contained page (no network): counts, a filterable, sortable table, a plot per run.
 
@@ -199,10 +203,13 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report", rep: dic
         keys = ", ".join(f"{escape(k)}={escape(v)}" for k, v in r["keys"].items())
         if r.get("history"):
             keys += f'<div class="muted">{escape(history_note(r["history"], list(r["keys"].values())))}</div>'
+        conf = r.get("confidence") or ""
+        sure = escape(conf) + (f'<div class="muted">close to {escape(r["runner_up"])}</div>' if r.get("runner_up") else "")
         rows.append(
-            f'<tr data-regime="{escape(regime)}" data-name="{name}" data-gap="{gap}" data-best="{best}">'
+            f'<tr data-regime="{escape(regime)}" data-name="{name}" data-gap="{gap}" data-best="{best}" '
+            f'data-confidence="{_CONF_ORDER.get(conf, "")}">'
             f'<td>{link}<div class="muted">{escape(r["run_id"])}</div><div class="muted">{keys}</div></td>'
-            f'<td><span class="badge" style="background:{colour}">{escape(regime)}</span></td>'
+            f'<td><span class="badge" style="background:{colour}">{escape(regime)}</span></td><td>{sure}</td>'
             f'<td>{gap}</td><td>{best}</td><td>{escape(", ".join(r["flags"]))}</td>'
             f'<td class="advice">{reasons}<div class="muted">{escape(r["advice"] or "")}</div></td>'
             f'<td>{plot}</td></tr>')
@@ -226,6 +233,7 @@ def render_html(batch: BatchResult, title: str = "tracker-diag report", rep: dic
             f'train solid, test dashed; green line best step, red line overfitting onset</p>'
             f'{section}<div class="counts">{"".join(buttons)}</div>'
             f'<table id="runs"><thead><tr><th data-key="name">run</th><th data-key="regime">regime</th>'
+            f'<th data-key="confidence">confidence</th>'
             f'<th data-key="gap">acc gap</th><th data-key="best">best step</th><th>flags</th>'
             f'<th>why, and what to do</th><th>curves</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f'<script>{_JS}</script></body></html>\n')
@@ -251,6 +259,8 @@ def from_json(rep: dict) -> BatchResult:
         if r.get("regime") in REGIMES:
             diag = Diagnosis(r["regime"], acc_gap=r.get("acc_gap"), best_step=r.get("best_step"),
                              onset_step=r.get("onset_step"), flags=tuple(r.get("flags", ())),
-                             reasons=tuple(r.get("reasons", ())), keys=dict(r.get("keys", {})))
+                             reasons=tuple(r.get("reasons", ())), keys=dict(r.get("keys", {})),
+                             confidence=r.get("confidence") if r.get("confidence") in CONFIDENCES else "low",
+                             runner_up=r.get("runner_up") if r.get("runner_up") in REGIMES else None)
         out.results.append(RunResult(ref, diag, r.get("action", "dry-run"), error=r.get("error", "")))
     return out

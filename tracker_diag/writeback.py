@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from tracker_diag.model import ANALYZER_VERSION, Diagnosis
 
-TAG_KEYS = ("diag_regime", "diag_acc_gap", "diag_best_step", "diag_flags", "diag_version", "diag_checked")
+TAG_KEYS = ("diag_regime", "diag_acc_gap", "diag_best_step", "diag_flags", "diag_confidence", "diag_version",
+            "diag_checked")
 BEGIN, END = "<!-- tracker-diag -->", "<!-- /tracker-diag -->"
 # MLflow silently truncates tag values (and so descriptions) past 8,000 characters.
 NOTE_LIMIT = 8000
@@ -27,6 +28,7 @@ def tags_for(d: Diagnosis, checked: str) -> dict[str, str]:
         "diag_acc_gap": f"{d.acc_gap:.3f}" if d.acc_gap is not None else None,
         "diag_best_step": _num(d.best_step) or None,
         "diag_flags": ",".join(d.flags),
+        "diag_confidence": d.confidence,
         "diag_version": ANALYZER_VERSION,
         "diag_checked": checked,
     }
@@ -34,7 +36,8 @@ def tags_for(d: Diagnosis, checked: str) -> dict[str, str]:
 
 def note_section(d: Diagnosis, limit: int = 2000) -> str:
     """The marked Markdown section: regime, evidence, advice; shortened to ``limit``."""
-    lines = [BEGIN, f"**tracker-diag: {d.regime}**" + (f" ({', '.join(d.flags)})" if d.flags else ""), ""]
+    sure = f"confidence {d.confidence}" + (f", close to {d.runner_up}" if d.runner_up else "")
+    lines = [BEGIN, f"**tracker-diag: {d.regime}** ({sure})" + (f" — {', '.join(d.flags)}" if d.flags else ""), ""]
     facts = []
     if d.acc_gap is not None:
         facts.append(f"train−test accuracy gap {d.acc_gap:.3f}")
