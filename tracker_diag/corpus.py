@@ -28,6 +28,8 @@ from tracker_diag.samples import SampleRun
 # cause -> (expected regime, what induces it)
 CAUSES: dict[str, tuple[str, str]] = {
     "mlp_learning": ("learning", "MLPClassifier, small learning rate, stopped early"),
+    "mlp_learning_long": ("learning", "MLPClassifier, small rate, run long enough to decelerate, stopped while improving"),
+    "mlp_learning_gap": ("learning", "MLPClassifier, wide, train pulls ahead of a still-improving validation"),
     "mlp_learning_noise": ("learning", "MLPClassifier with input-noise augmentation, stopped early"),
     "mlp_finetune": ("learning", "MLPClassifier pre-trained on half the classes, fine-tuned at a low rate"),
     "mlp_overfit": ("overfitting", "MLPClassifier, wide, no regularisation, tiny training subset"),
@@ -127,9 +129,14 @@ def _mlp_classifier(cause, rng, out):
     solver, sched, noise, patience, pretrain = "adam", "const", 0.0, None, False
     if cause in ("mlp_learning", "mlp_learning_noise"):
         lr, epochs = float(rng.uniform(5e-5, 2e-4)), int(rng.integers(15, 40))
-        noise = float(rng.uniform(0.8, 1.5)) if cause == "mlp_learning_noise" else 0.0
+        noise = float(rng.uniform(0.4, 0.8)) if cause == "mlp_learning_noise" else 0.0
+    elif cause == "mlp_learning_long":
+        lr, epochs = float(rng.uniform(1e-4, 2e-4)), int(rng.integers(60, 90))
+    elif cause == "mlp_learning_gap":
+        n_train = int(rng.integers(500, 800))
+        hidden, alpha, lr, epochs = 256, 1e-4, float(rng.uniform(1e-4, 2e-4)), int(rng.integers(30, 50))
     elif cause == "mlp_finetune":
-        pretrain, lr, epochs = True, float(rng.uniform(1e-4, 3e-4)), int(rng.integers(15, 30))
+        pretrain, lr, epochs = True, float(rng.uniform(3e-4, 6e-4)), int(rng.integers(12, 25))
     elif cause in ("mlp_overfit", "mlp_overfit_es"):
         n_train = int(rng.integers(4 * len(classes), 10 * len(classes))) + 10
         hidden, alpha, lr, epochs = int(rng.choice([256, 512])), 0.0, float(rng.uniform(3e-3, 1e-2)), int(rng.integers(120, 250))
@@ -148,10 +155,11 @@ def _mlp_classifier(cause, rng, out):
         hidden, alpha, lr, epochs = int(rng.choice([8, 16])), 1.0, float(rng.uniform(3e-4, 1e-3)), int(rng.integers(40, 80))
     m = MLPClassifier(hidden_layer_sizes=(hidden,), solver=solver, alpha=alpha, learning_rate_init=lr,
                       batch_size=32, random_state=int(rng.integers(1 << 30)), momentum=0.0)
-    if pretrain:  # pre-trained on the same inputs at a normal rate, then fine-tuned at a low one
+    if pretrain:  # pre-trained on a fifth of the data at a normal rate, then fine-tuned on all at a low one
         _set_rate(m, 3e-3)
-        for _ in range(int(rng.integers(3, 6))):
-            m.partial_fit(x_tr, y_tr, classes=classes)
+        part = rng.permutation(len(x_tr))[: max(len(x_tr) // 5, 40)]
+        for _ in range(int(rng.integers(2, 4))):
+            m.partial_fit(x_tr[part], y_tr[part], classes=classes)
     log = {"train_loss": [], "test_loss": [], "train_acc": [], "test_acc": [], "step_loss": []}
     best, best_ep = math.inf, 0
     batch = _CHUNK

@@ -73,11 +73,12 @@ class Thresholds:
     blowup: float = 100.0
     # LABELLING.md: "judge the late part of the run (roughly its last third to 40 %)".
     late_fraction: float = 0.4
-    # Fewer points than this per curve is a short run: only a monotone fall of
-    # short_fall is read (low confidence); fewer than short_points says nothing.
+    # Fewer points than this per curve is a short run: only a monotone fall of at least
+    # short_fall (10 %, judgement) is read, with low confidence; fewer than short_points
+    # says nothing.
     min_points: int = 5
     short_points: int = 3
-    short_fall: float = 0.2
+    short_fall: float = 0.1
     # Long curves are reduced to this many bin medians before trends are read.
     max_bins: int = 64
     # Confidence: the label is re-derived with each sensitivity threshold moved by this
