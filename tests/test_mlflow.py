@@ -18,6 +18,7 @@ from mlflow_helpers import log_run
 
 from tracker_diag.batch import label
 from tracker_diag.connectors.mlflow import MlflowBackend
+from tracker_diag.model import Thresholds
 
 EXP = "diag-test"
 
@@ -59,6 +60,26 @@ def test_round_trip_tags_description_and_ui_filter(store, capsys):
     found = client.search_runs([exp], "tags.diag_regime = 'overfitting'")
     assert {r.info.run_id for r in found} == {r for r, k in ids.items() if k == "overfitting"}
     assert "tags.diag_regime = 'overfitting'" in out
+    # ... and with the confidence, the filter the README shows
+    sure = client.search_runs([exp], "tags.diag_regime = 'overfitting' and tags.diag_confidence = 'high'")
+    report = json.loads(open(os.path.join(os.path.dirname(uri[10:]), "r.json")).read())
+    expect = {r["run_id"] for r in report["runs"] if r["regime"] == "overfitting" and r["confidence"] == "high"}
+    assert {r.info.run_id for r in sure} == expect
+    assert all(client.get_run(r).data.tags["diag_confidence"] in ("high", "medium", "low") for r in ids)
+
+
+def test_new_thresholds_relabel_instead_of_reporting_every_run_unchanged(store):
+    uri, client, exp = store
+    rid = log_run(client, exp, "overfitting")
+    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    checked = client.get_run(rid).data.tags["diag_checked"]
+    same = label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    assert same.skipped == 1
+    looser = label(MlflowBackend(uri, experiments=[EXP]), write=True, thresholds=Thresholds(acc_gap=0.3))
+    assert looser.skipped == 0 and looser.results[0].action == "written"
+    assert client.get_run(rid).data.tags["diag_checked"] != checked
+    again = label(MlflowBackend(uri, experiments=[EXP]), write=True, thresholds=Thresholds(acc_gap=0.3))
+    assert again.skipped == 1
 
 
 def test_second_write_writes_nothing_and_skips_without_reading(store, capsys):
@@ -103,7 +124,8 @@ def test_user_data_identical_and_other_experiments_untouched(store):
         for k, v in tags.items():
             assert new_tags[k] == v  # every user tag as it was
         assert set(new_tags) - set(tags) <= {"diag_regime", "diag_acc_gap", "diag_best_step", "diag_flags",
-                                             "diag_version", "diag_checked", "mlflow.note.content"}
+                                             "diag_confidence", "diag_version", "diag_checked",
+                                             "mlflow.note.content"}
     assert snapshot(client, other) == other_before
 
 

@@ -3,6 +3,7 @@
 kind real logs hold (a Keras console log of NaNs, a Lightning per-step train loss).
 """
 
+import functools
 import math
 import warnings
 
@@ -15,6 +16,7 @@ from tracker_diag.corpus import generate
 pytest.importorskip("sklearn")
 
 
+@functools.lru_cache(maxsize=None)
 def trained(cause: str, n: int = 3, seed: int = 21):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

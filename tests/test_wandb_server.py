@@ -89,6 +89,7 @@ def test_write_back_keeps_user_data_and_second_pass_costs_nothing(wb, capsys):
     assert a.tags == ["mine", "learning", "overfitting"] and b.tags == ["learning"]
     assert a.summary["user_key"] == 7 and a.summary["diag_regime"] == "overfitting"
     assert a.summary["diag_version"] and a.summary["diag_checked"]
+    assert a.summary["diag_confidence"] in ("high", "medium", "low")
     assert a.notes.startswith("my notes\n\n<!-- tracker-diag -->") and "overfitting" in a.notes
     ops = [q["operation"] for q in wb.requests]
     assert ops.count("UpsertBucket") == 2 and ops.count("RunSampledHistory") == 2  # one each per run
