@@ -235,3 +235,75 @@ def test_analyze_frame_is_a_pure_function_of_one_runs_long_frame(corpus):
     assert d == analyze_frame(run.frame)
     assert d["run_id"] == run.run_id and d["regime"] in REGIMES
     assert isinstance(pd.Series(d).to_json(), str)
+
+
+# --- v2: rules table, confidence, quirks ------------------------------------------------------
+
+def test_no_analyzer_function_is_too_complex():
+    """Issue 9: the analyzer stays a loop over small rules (mccabe complexity <= 20)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    src = Path(__file__).resolve().parents[1] / "tracker_diag" / "analyze.py"
+    out = subprocess.run([ruff, "check", "--select", "C901", "--config", "lint.mccabe.max-complexity=20",
+                          "--output-format", "concise", str(src)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout
+
+
+def test_every_rule_is_named_once_and_plateau_closes_the_table():
+    from tracker_diag.analyze import RULES
+
+    names = [n for n, _ in RULES]
+    assert len(names) == len(set(names)) and names[-1] == "plateau"
+    d = analyze(curves(decay(2.3, 0.1, 80), decay(2.3, 0.3, 90)))
+    assert d.rule in names
+
+
+def test_clear_run_is_high_confidence_and_a_borderline_one_names_its_runner_up():
+    clear = analyze(curves(decay(2.3, 0.1, 30), 0.6 + 0.0008 * (EPOCHS - 20) ** 2))
+    assert clear.regime == "overfitting" and clear.confidence == "high" and clear.runner_up is None
+    # test still falls, but only a fifth as fast as train over the late part: right at twin_ratio
+    train = decay(2.3, 0.0, 40)
+    late = slice(int(0.6 * len(EPOCHS)), None)
+
+    def pace(v):
+        return (v[late][0] - v[late][-1]) / np.median(v[late])
+
+    tests = [1.0 + a * train / train[0] for a in np.linspace(0.01, 1.0, 400)]
+    test = min(tests, key=lambda t: abs(pace(t) / pace(train) - 0.2))
+    border = analyze(curves(train, test))
+    assert border.confidence in ("medium", "low") and border.runner_up in ("learning", "overfitting")
+    assert {border.regime, border.runner_up} == {"learning", "overfitting"}
+
+
+def test_thresholds_digest_follows_every_value():
+    base = Thresholds()
+    assert base.digest() == Thresholds().digest()
+    assert base.digest() != Thresholds(acc_gap=0.3).digest() != Thresholds(flat_rel=0.03).digest()
+    assert base.moved("twin_ratio", 2.0).twin_ratio == pytest.approx(0.4)
+    assert base.moved("acc_gap", 10).acc_gap == 1.0  # a gap stays a fraction
+    with pytest.raises(ValueError):
+        Thresholds(reverse_gap=1.5)
+
+
+def test_one_off_evaluation_after_the_last_epoch_is_not_the_curves_end():
+    # Lightning logs the validation of the end of fit one step after the last epoch's
+    steps = np.append(np.arange(1, 31) * 100.0 - 1, 3000.0)
+    test = np.append(decay(1.0, 0.4, 12, np.arange(30.0)), 0.9)  # the extra point looks like a rise
+    train = np.append(decay(1.2, 0.2, 12, np.arange(30.0)), np.nan)[:31]
+    d = analyze({"train_loss": (steps[:30], train[:30]), "val_loss": (steps, test)})
+    assert d.regime == "learning" and any("one-off evaluation" in r for r in d.reasons), d.reasons
+
+
+def test_yolo_results_use_box_loss_and_map():
+    ep = np.arange(1.0, 41.0)
+    h = {"train/box_loss": (ep, decay(1.6, 0.6, 15, ep)), "val/box_loss": (ep, decay(2.4, 1.3, 15, ep)),
+         "train/cls_loss": (ep, decay(3, 0.5, 10, ep)), "metrics/mAP50(B)": (ep, 0.9 - decay(0.8, 0.0, 10, ep)),
+         "metrics/mAP50-95(B)": (ep, 0.6 - decay(0.55, 0.0, 10, ep)), "metrics/precision(B)": (ep, 0.5 + 0 * ep)}
+    d = analyze(h)
+    assert d.keys == {"train_loss": "train/box_loss", "test_loss": "val/box_loss", "test_acc": "metrics/mAP50-95(B)"}
+    assert d.regime == "learning"

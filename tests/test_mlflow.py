@@ -62,7 +62,8 @@ def test_round_trip_tags_description_and_ui_filter(store, capsys):
     assert "tags.diag_regime = 'overfitting'" in out
     # ... and with the confidence, the filter the README shows
     sure = client.search_runs([exp], "tags.diag_regime = 'overfitting' and tags.diag_confidence = 'high'")
-    report = json.loads(open(os.path.join(os.path.dirname(uri[10:]), "r.json")).read())
+    with open(os.path.join(os.path.dirname(uri[10:]), "r.json")) as fh:
+        report = json.load(fh)
     expect = {r["run_id"] for r in report["runs"] if r["regime"] == "overfitting" and r["confidence"] == "high"}
     assert {r.info.run_id for r in sure} == expect
     assert all(client.get_run(r).data.tags["diag_confidence"] in ("high", "medium", "low") for r in ids)

@@ -16,7 +16,7 @@ from tracker_diag.corpus import generate
 pytest.importorskip("sklearn")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained(cause: str, n: int = 3, seed: int = 21):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

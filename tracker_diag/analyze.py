@@ -358,11 +358,17 @@ def _full(run: _Run) -> bool:
     return run.train is not None and run.test is not None
 
 
+def _said(text: str) -> Callable[[], str]:
+    """A reason already written (rules that loop over curves build theirs eagerly)."""
+    return lambda: text
+
+
 def rule_nan_everywhere(run: _Run, th: Thresholds) -> _Verdict | None:
     for split in ("train", "test"):
         c = run.curves.get(split)
         if c is not None and c.kind == "loss" and c.n_logged and not len(c.values):
-            return _Verdict("diverging", lambda: f"The {split} loss {c.key!r} is NaN/inf at all {c.n_logged} logged points.")
+            return _Verdict("diverging", _said(f"The {split} loss {c.key!r} is NaN/inf at all {c.n_logged} "
+                                               "logged points."))
     return None
 
 
@@ -372,8 +378,8 @@ def rule_nan_for_good(run: _Run, th: Thresholds) -> _Verdict | None:
         if c is not None and c.tail_nonfinite_step is not None:
             how = "was logged as 0.0 after turning NaN" if c.zeros_as_nan else "became NaN/inf"
             lone = c.nonfinite == 1 and not c.zeros_as_nan  # one bad last point: a hint, not proof
-            return _Verdict("diverging", lambda: f"The {split} curve {c.key!r} {how} at step "
-                            f"{_step_txt(c.tail_nonfinite_step)} and never recovered.", "medium" if lone else "high")
+            return _Verdict("diverging", _said(f"The {split} curve {c.key!r} {how} at step "
+                            f"{_step_txt(c.tail_nonfinite_step)} and never recovered."), "medium" if lone else "high")
     return None
 
 
@@ -384,11 +390,11 @@ def rule_exploded(run: _Run, th: Thresholds) -> _Verdict | None:
         if c is None or c.lo <= 0:
             continue
         if c.end > th.blowup * c.lo:
-            return _Verdict("diverging", lambda: f"{c.key!r} blew up to {_fmt(c.end)}, over {_fmt(th.blowup)}x its best "
-                            f"({_fmt(c.lo)}): the weights exploded.")
+            return _Verdict("diverging", _said(f"{c.key!r} blew up to {_fmt(c.end)}, over {_fmt(th.blowup)}x its best "
+                            f"({_fmt(c.lo)}): the weights exploded."))
         if c.peak > th.blowup * max(c.start, c.end, float(c.values[0])):
-            return _Verdict("diverging", lambda: f"{c.key!r} exploded to {_fmt(c.peak)} mid-run, over {_fmt(th.blowup)}x "
-                            "where it started and ended: training is unstable (learning rate too high).")
+            return _Verdict("diverging", _said(f"{c.key!r} exploded to {_fmt(c.peak)} mid-run, over {_fmt(th.blowup)}x "
+                            "where it started and ended: training is unstable (learning rate too high)."))
     return None
 
 

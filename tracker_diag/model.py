@@ -101,7 +101,7 @@ class Thresholds:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
-    def moved(self, name: str, factor: float) -> "Thresholds":
+    def moved(self, name: str, factor: float) -> Thresholds:
         """These thresholds with ``name`` multiplied by ``factor`` (gaps capped at 1)."""
         value = getattr(self, name) * factor
         return replace(self, **{name: min(value, 1.0) if name.endswith("_gap") else value})
