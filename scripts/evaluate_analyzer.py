@@ -200,7 +200,7 @@ def main():
     p.add_argument("--sets", nargs="+", default=["wild", "corpus", "numpy"], choices=["wild", "corpus", "numpy"])
     p.add_argument("--wild", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "wild-dev")
     p.add_argument("--corpus-seed", type=int, default=7, help="3 and 100 were looked at while building")
-    p.add_argument("--corpus-runs", type=int, default=190)
+    p.add_argument("--corpus-runs", type=int, default=210, help="10 per cause")
     p.add_argument("--numpy-seed", type=int, default=1, help="0 was the old analyzer's tuning seed")
     p.add_argument("--numpy-runs", type=int, default=120)
     p.add_argument("--loso", action="store_true", help="leave-one-source-out refit of the fitted thresholds")

@@ -37,13 +37,13 @@ CAUSES: dict[str, tuple[str, str]] = {
     "mlp_converged": ("plateau", "MLPClassifier, weight decay, cosine schedule to zero, run to convergence"),
     "mlp_stalled": ("plateau", "MLPClassifier, learning rate 1e-7"),
     "mlp_diverging": ("diverging", "MLPClassifier with plain SGD, learning rate far too large"),
-    "mlp_label_noise": ("data_issue", "MLPClassifier on digits, 75-85 % of training labels redrawn, test labels clean"),
+    "mlp_label_noise": ("data_issue", "MLPClassifier on digits, 88-95 % of training labels redrawn, test labels clean"),
     "reg_learning": ("learning", "MLPRegressor, warmup then small rate, stopped early (MSE)"),
     "reg_overfit": ("overfitting", "MLPRegressor, wide, tiny noisy training subset (MSE)"),
     "reg_converged": ("plateau", "MLPRegressor, step-decay schedule, run to convergence (MSE)"),
     "reg_diverging": ("diverging", "MLPRegressor, plain SGD, a warmup that ramps the rate far too high (MSE)"),
     "sgd_learning": ("learning", "SGDClassifier log-loss, tiny constant rate, few epochs"),
-    "sgd_converged": ("plateau", "SGDClassifier log-loss, inverse-scaling schedule, many epochs"),
+    "sgd_converged": ("plateau", "SGDClassifier log-loss, 'optimal' (1/t) schedule, weight decay, many epochs"),
     "gb_learning": ("learning", "GradientBoostingClassifier, learning rate 0.02, few stages"),
     "gb_overfit": ("overfitting", "GradientBoostingClassifier, deep trees, rate 0.5, small noisy data"),
     "hgb_learning": ("learning", "HistGradientBoostingRegressor, rate 0.03, few stages (RMSE)"),
@@ -150,7 +150,7 @@ def _mlp_classifier(cause, rng, out):
         solver, lr, epochs = "sgd", float(10 ** rng.uniform(0.7, 1.5)), int(rng.integers(30, 60))
     x_tr, y_tr, x_te, y_te = _split(x, y, rng, n_train)
     if cause == "mlp_label_noise":  # most training labels redrawn: what is left to learn is the clean rest
-        flip = rng.random(len(y_tr)) < float(rng.uniform(0.75, 0.85))
+        flip = rng.random(len(y_tr)) < float(rng.uniform(0.88, 0.95))
         y_tr[flip] = rng.choice(classes, int(flip.sum()))
         hidden, alpha, lr, epochs = int(rng.choice([8, 16])), 1.0, float(rng.uniform(3e-4, 1e-3)), int(rng.integers(40, 80))
     m = MLPClassifier(hidden_layer_sizes=(hidden,), solver=solver, alpha=alpha, learning_rate_init=lr,
@@ -242,15 +242,16 @@ def _sgd(cause, rng, out):
     from sklearn.linear_model import SGDClassifier
 
     log = {"train_loss": [], "test_loss": []}
-    x, y = _data(str(rng.choice(["digits", "synthetic"])), rng)
+    # digits keeps creeping down 2-3 % per 40 epochs under any SGD schedule: not converged
+    x, y = _data(str(rng.choice(["digits", "synthetic"] if cause == "sgd_learning" else ["breast_cancer", "synthetic"])), rng)
     classes = np.unique(y)
     x_tr, y_tr, x_te, y_te = _split(x, y, rng)
     if cause == "sgd_learning":
-        m = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=float(10 ** rng.uniform(-4.7, -4.2)),
+        m = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=float(10 ** rng.uniform(-4.3, -3.8)),
                           alpha=1e-4, random_state=int(rng.integers(1 << 30)))
         epochs = int(rng.integers(15, 40))
     else:
-        m = SGDClassifier(loss="log_loss", learning_rate="invscaling", eta0=0.5, power_t=0.5, alpha=1e-2,
+        m = SGDClassifier(loss="log_loss", learning_rate="optimal", alpha=1e-2,
                           random_state=int(rng.integers(1 << 30)))
         epochs = int(rng.integers(80, 150))
     log.update(train_acc=[], test_acc=[])
@@ -380,7 +381,7 @@ def _rows(style: str, log: dict, spe: int) -> list[tuple[str, float, float]]:
     return rows
 
 
-def generate(n_runs: int = 190, seed: int = 5, causes=None) -> list[SampleRun]:
+def generate(n_runs: int = 210, seed: int = 5, causes=None) -> list[SampleRun]:
     """``n_runs`` runs, causes in round-robin, logging styles rotating; seeded."""
     causes = list(causes or CAUSES)
     rng = np.random.default_rng(seed)

@@ -61,8 +61,8 @@ class Thresholds:
     data_ratio: float = 0.5
     # A rise of the train loss that is a visible part of its plot: a fifth of its range.
     rise_range: float = 0.2
-    # Cross-entropy of a uniform guess is ln(classes); a classifier's loss that never
-    # improved and sits above 10 (ln of 22,000 classes) is broken, not stalled.
+    # Cross-entropy of a uniform guess is ln(classes); a classifier's loss that sits above
+    # 10 (ln of 22,000 classes) over the late part is broken, not stalled.
     chance_ce: float = 10.0
     # Test loss below this fraction of train loss from start to end: more than dropout or
     # augmentation explain (they lift the logged train loss by tens of percent; judgement).
