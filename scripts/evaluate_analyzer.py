@@ -10,7 +10,7 @@ Sets:
   whose labellers disagreed are ``ambiguous`` and are not scored, only their confidence is.
 - ``corpus``: :mod:`tracker_diag.corpus` (scikit-learn models, schedules, noise injection,
   fine-tuning, early stopping, regression, boosting), labelled by the inducing cause.
-  Seeds 3 and 100 were looked at while building it; the default seed 7 was not.
+  Seeds 3, 7 and 100 were looked at while building it; the default seed 13 was not.
 - ``numpy``: the original numpy-MLP corpus (:mod:`tracker_diag.samples`) at seed 1 (seed 0
   was its tuning seed).
 
@@ -199,7 +199,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", default=["wild", "corpus", "numpy"], choices=["wild", "corpus", "numpy"])
     p.add_argument("--wild", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "wild-dev")
-    p.add_argument("--corpus-seed", type=int, default=7, help="3 and 100 were looked at while building")
+    p.add_argument("--corpus-seed", type=int, default=13, help="3, 7 and 100 were looked at while building")
     p.add_argument("--corpus-runs", type=int, default=210, help="10 per cause")
     p.add_argument("--numpy-seed", type=int, default=1, help="0 was the old analyzer's tuning seed")
     p.add_argument("--numpy-runs", type=int, default=120)

@@ -37,7 +37,7 @@ CAUSES: dict[str, tuple[str, str]] = {
     "mlp_converged": ("plateau", "MLPClassifier, weight decay, cosine schedule to zero, run to convergence"),
     "mlp_stalled": ("plateau", "MLPClassifier, learning rate 1e-7"),
     "mlp_diverging": ("diverging", "MLPClassifier with plain SGD, learning rate far too large"),
-    "mlp_label_noise": ("data_issue", "MLPClassifier on digits, 88-95 % of training labels redrawn, test labels clean"),
+    "mlp_label_noise": ("data_issue", "MLPClassifier on digits, 75-85 % of training labels redrawn, test labels clean"),
     "reg_learning": ("learning", "MLPRegressor, warmup then small rate, stopped early (MSE)"),
     "reg_overfit": ("overfitting", "MLPRegressor, wide, tiny noisy training subset (MSE)"),
     "reg_converged": ("plateau", "MLPRegressor, step-decay schedule, run to convergence (MSE)"),
@@ -150,7 +150,7 @@ def _mlp_classifier(cause, rng, out):
         solver, lr, epochs = "sgd", float(10 ** rng.uniform(0.7, 1.5)), int(rng.integers(30, 60))
     x_tr, y_tr, x_te, y_te = _split(x, y, rng, n_train)
     if cause == "mlp_label_noise":  # most training labels redrawn: what is left to learn is the clean rest
-        flip = rng.random(len(y_tr)) < float(rng.uniform(0.88, 0.95))
+        flip = rng.random(len(y_tr)) < float(rng.uniform(0.75, 0.85))
         y_tr[flip] = rng.choice(classes, int(flip.sum()))
         hidden, alpha, lr, epochs = int(rng.choice([8, 16])), 1.0, float(rng.uniform(3e-4, 1e-3)), int(rng.integers(40, 80))
     m = MLPClassifier(hidden_layer_sizes=(hidden,), solver=solver, alpha=alpha, learning_rate_init=lr,
