@@ -151,3 +151,16 @@ def test_one_late_outlier_is_a_spike_not_overfitting():
     h[test_key] = (steps, values)
     d = analyze(h)
     assert d.regime == "learning" and "spikes" in d.flags, d.reasons
+
+
+def test_wider_corpus_one_run_per_cause_gets_its_cause_regime():
+    """A seeded few of tracker_diag.corpus: every cause once (scripts/evaluate_analyzer.py runs 210)."""
+    from tracker_diag.corpus import CAUSES
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = generate(len(CAUSES), seed=3)
+    got = [(r.cause, r.expected, analyze_frame(r.frame)["regime"]) for r in runs]
+    wrong = [g for g in got if g[1] != g[2]]
+    assert {e for _, e, _ in got} == {"learning", "overfitting", "data_issue", "plateau", "diverging"}
+    assert len(wrong) <= 2, wrong

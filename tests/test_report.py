@@ -38,6 +38,10 @@ def test_page_is_self_contained_and_escaped(batch):
         y is not None for c in r.curves.values() for y in c[1]) for r in batch.results)
     counts = re.findall(r'data-regime="(\w+)" style="[^"]*">\w+ <b>(\d+)</b>', page)
     assert sum(int(n) for _, n in counts) == len(batch.results)
+    # every row says how sure its label is, the runner-up when there is one
+    sure = re.findall(r'</span></td><td>(high|medium|low)(<div class="muted">close to (\w+)</div>)?</td>', page)
+    assert len(sure) == len(batch.results)
+    assert [s[2] or None for s in sure] == [r.diagnosis.runner_up for r in batch.results]
 
 
 def test_write_html_is_readable_by_others(batch, tmp_path):
@@ -93,6 +97,8 @@ def test_report_command_rebuilds_the_page_from_json_and_source(tmp_path, capsys,
                         capsys)
     assert code == 0 and "16 runs" in out
     a, b = (tmp_path / "a.html").read_text(), (tmp_path / "b.html").read_text()
+    conf = r'<td>(high|medium|low)(?:<div class="muted">close to \w+</div>)?</td>'
+    assert re.findall(conf, a) == re.findall(conf, b) and len(re.findall(conf, a)) == 16  # kept through the JSON
     assert b.count("<svg") == a.count("<svg") > 10
     assert re.findall(r'<polyline class="te" points="([^"]*)"', a) == re.findall(r'<polyline class="te" points="([^"]*)"', b)
     (tmp_path / "bad.json").write_text("{}")
