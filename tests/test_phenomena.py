@@ -129,27 +129,24 @@ def test_noisy_per_step_train_loss_under_a_tiny_rate_is_no_divergence():
     assert d.regime == "plateau" and "stalled" in d.flags, d.reasons
 
 
-def test_one_huge_first_validation_point_sets_neither_range_nor_best_step():
-    run = trained("mlp_learning", n=1, seed=8)[0]
-    h = hist_of(run)
-    test_key = analyze(h).keys["test_loss"]
-    steps, values = h[test_key]
+def _with_test_outlier(seed: int, index: int, factor: float):
+    """A genuinely trained learning run with one test point multiplied by ``factor``."""
+    h = dict(hist_of(trained("mlp_learning", n=1, seed=seed)[0]))
+    key = analyze(h).keys["test_loss"]
+    steps, values = h[key]
     values = values.copy()
-    values[0] *= 50  # a first evaluation before the statistics settled
-    h[test_key] = (steps, values)
-    d = analyze(h)
+    values[index] *= factor
+    h[key] = (steps, values)
+    return analyze(h), steps
+
+
+def test_one_huge_first_validation_point_sets_neither_range_nor_best_step():
+    d, steps = _with_test_outlier(8, 0, 50)  # a first evaluation before the statistics settled
     assert d.regime == "learning" and d.best_step != steps[0], d.reasons
 
 
 def test_one_late_outlier_is_a_spike_not_overfitting():
-    run = trained("mlp_learning", n=1, seed=9)[0]
-    h = hist_of(run)
-    test_key = analyze(h).keys["test_loss"]
-    steps, values = h[test_key]
-    values = values.copy()
-    values[-3] *= 3
-    h[test_key] = (steps, values)
-    d = analyze(h)
+    d, _ = _with_test_outlier(9, -3, 3)
     assert d.regime == "learning" and "spikes" in d.flags, d.reasons
 
 
