@@ -15,9 +15,10 @@ How a curve is read (:func:`_describe`, once per curve):
 
 How a run is labelled: :data:`RULES`, an ordered table of small named functions of the
 described curves; the first that returns a verdict decides. Confidence comes from
-re-deriving the label with the sensitivity thresholds moved by ``tolerance`` both ways
-(:meth:`Thresholds.scaled`): a label that holds is ``high``; one that flips is
-``medium`` and names the regime it flips to as ``runner_up``.
+re-deriving the label with each sensitivity threshold moved by ``tolerance`` both ways
+(:meth:`Thresholds.moved`) and from the last fifth of the run alone: a label that holds
+is ``high``; one that flips is ``medium`` and names the regime it flips to as
+``runner_up`` (see :func:`_confidence`). docs/labels.md has the table in prose.
 """
 
 from __future__ import annotations

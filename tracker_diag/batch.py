@@ -16,7 +16,7 @@ from typing import Protocol
 from tracker_diag.analyze import analyze, downsample
 from tracker_diag.errors import ConnectorError
 from tracker_diag.keys import candidate_keys
-from tracker_diag.model import ANALYZER_VERSION, Diagnosis, RunRef, Thresholds
+from tracker_diag.model import ANALYZER_VERSION, CONFIDENCES, Diagnosis, RunRef, Thresholds
 
 
 class Backend(Protocol):
@@ -72,6 +72,11 @@ def label_config(thresholds: Thresholds, keys: dict[str, str] | None) -> str:
     return hashlib.sha1(f"{thresholds.digest()}|{mapping}".encode()).hexdigest()[:8]
 
 
+def _confidence_tag(ref: RunRef) -> str:
+    value = ref.tags.get("diag_confidence", "")
+    return value if value in CONFIDENCES else "low"  # a label from before confidences existed
+
+
 def is_current(ref: RunRef) -> bool:
     """Labelled by this analyzer version from the data the run holds now (a provisional
     label of a run that has since finished is not current)."""
@@ -116,7 +121,7 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                     continue
                 record(RunResult(ref, Diagnosis(ref.tags["diag_regime"], flags=tuple(
                     f for f in ref.tags.get("diag_flags", "").split(",") if f),
-                    confidence=ref.tags.get("diag_confidence", "low")), "unchanged", skipped=True))
+                    confidence=_confidence_tag(ref)), "unchanged", skipped=True))
             else:
                 todo.append(ref)
         if not todo:
