@@ -552,8 +552,9 @@ def rule_plateau(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.train, run.test
     improved = _improved(tr, th) or _improved(te, th)
     what = "improved, then flattened" if improved else "never improved"
-    return _Verdict("plateau", lambda: f"Neither curve improves any more: {_moved(tr, th)}; {_moved(te, th)}; the run "
-                    f"{what}{_chance_level(tr)}.", flag="converged" if improved else "stalled")
+    return _Verdict("plateau", lambda: f"Test has stopped improving and train is not clearly improving either: "
+                    f"{_moved(tr, th)}; {_moved(te, th)}; the run {what}{_chance_level(tr)}.",
+                    flag="converged" if improved else "stalled")
 
 
 Rule = Callable[[_Run, Thresholds], "_Verdict | None"]
