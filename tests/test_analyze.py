@@ -250,7 +250,7 @@ def test_no_analyzer_function_is_too_complex():
         pytest.skip("ruff is not installed (pip install -e '.[dev]')")
     src = Path(__file__).resolve().parents[1] / "tracker_diag" / "analyze.py"
     out = subprocess.run([ruff, "check", "--select", "C901", "--config", "lint.mccabe.max-complexity=20",
-                          "--output-format", "concise", str(src)], capture_output=True, text=True)
+                          "--output-format", "concise", str(src)], check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
 
 
