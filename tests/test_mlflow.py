@@ -94,6 +94,11 @@ def test_second_write_writes_nothing_and_skips_without_reading(store, capsys):
     second = label(MlflowBackend(uri, experiments=[EXP]), write=True)
     assert {r.action for r in second.results} == {"unchanged"} and second.skipped == 2
     assert snapshot(client, exp) == before
+
+    def figures(batch):  # a skipped run keeps what its tags hold (3 decimals there)
+        return {r.ref.run_id: (r.diagnosis.regime, r.diagnosis.confidence, None if r.diagnosis.acc_gap is None
+                               else round(r.diagnosis.acc_gap, 3), r.diagnosis.best_step) for r in batch.results}
+    assert figures(second) == figures(first) and all(f[3] is not None for f in figures(second).values())
     forced = label(MlflowBackend(uri, experiments=[EXP]), write=True, force=True)
     assert {r.action for r in forced.results} == {"unchanged"} and forced.skipped == 0
     assert snapshot(client, exp) == before

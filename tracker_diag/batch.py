@@ -16,7 +16,8 @@ from typing import Protocol
 from tracker_diag.analyze import analyze, downsample
 from tracker_diag.errors import ConnectorError
 from tracker_diag.keys import candidate_keys
-from tracker_diag.model import ANALYZER_VERSION, CONFIDENCES, Diagnosis, RunRef, Thresholds
+from tracker_diag.model import ANALYZER_VERSION, Diagnosis, RunRef, Thresholds
+from tracker_diag.writeback import Patch, RunState, diagnosis_from_keys, plan
 
 
 class Backend(Protocol):
@@ -34,11 +35,14 @@ class Backend(Protocol):
         alone, one raised fails the rest of the batch.
         """
 
-    def write(self, run: RunRef, diagnosis: Diagnosis, plot: Callable[[], bytes] | None = None) -> str:
-        """Write the diagnosis back; 'written' or 'unchanged'. Raises ConnectorError.
+    def state(self, run: RunRef) -> RunState:
+        """What the run holds now of what tracker-diag may change. Raises ConnectorError."""
 
-        ``plot`` renders the diagnosis PNG; it is called and attached only when something
-        changed, before the tags, so a failed upload leaves the run as it was.
+    def apply(self, run: RunRef, state: RunState, patch: Patch, plot: Callable[[], bytes] | None = None) -> None:
+        """Apply a non-empty patch, planned from ``state``, in one write. Raises ConnectorError.
+
+        ``plot`` renders the diagnosis PNG; it is attached before the patch, so a failed
+        upload leaves the run as it was.
         """
 
 
@@ -70,11 +74,6 @@ def label_config(thresholds: Thresholds, keys: dict[str, str] | None) -> str:
     mapping. Part of diag_checked, so new thresholds relabel instead of skipping."""
     mapping = ",".join(f"{r}={k}" for r, k in sorted((keys or {}).items()))
     return hashlib.sha1(f"{thresholds.digest()}|{mapping}".encode()).hexdigest()[:8]
-
-
-def _confidence_tag(ref: RunRef) -> str:
-    value = ref.tags.get("diag_confidence", "")
-    return value if value in CONFIDENCES else "low"  # a label from before confidences existed
 
 
 def is_current(ref: RunRef) -> bool:
@@ -119,9 +118,7 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                     current.add(ref.run_id)
                     todo.append(ref)
                     continue
-                record(RunResult(ref, Diagnosis(ref.tags["diag_regime"], flags=tuple(
-                    f for f in ref.tags.get("diag_flags", "").split(",") if f),
-                    confidence=_confidence_tag(ref)), "unchanged", skipped=True))
+                record(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
             else:
                 todo.append(ref)
         if not todo:
@@ -162,7 +159,12 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
                 def plot():
                     return plot_png(ref.run_name or ref.run_id, diag, curves)
             try:
-                return RunResult(ref, diag, backend.write(ref, diag, plot), curves=curves)
+                state = backend.state(ref)
+                patch = plan(state, diag, ref.checked)
+                if not patch:
+                    return RunResult(ref, diag, "unchanged", curves=curves)
+                backend.apply(ref, state, patch, plot)
+                return RunResult(ref, diag, "written", curves=curves)
             except ConnectorError as exc:
                 return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
 

@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from tracker_diag.errors import ConnectorError, MissingExtraError
-from tracker_diag.model import Diagnosis, RunRef
-from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, merge_note, note_section, tags_for
+from tracker_diag.model import RunRef
+from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, Patch, RunState
 
 try:  # cheap: the mlflow package itself is imported only when the client is needed
     import sqlalchemy as sa
@@ -385,38 +385,29 @@ class MlflowBackend:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def write(self, run: RunRef, diagnosis: Diagnosis, plot=None) -> str:
-        """One log_batch with what changed against the listing's snapshot; 'written' or 'unchanged'.
+    def state(self, run: RunRef) -> RunState:
+        """From the listing's snapshot: MLflow sets tags key by key, so only the description
+        (a whole value) can race with a user's edit (issue 11 re-reads it)."""
+        tags = {k: v for k, v in run.tags.items() if k != NOTE_TAG}
+        return RunState(tags, run.tags.get(NOTE_TAG, ""), NOTE_LIMIT, acc_gap_metric=run.extra.get("diag_acc_gap"),
+                        has_metric=True)
 
-        MLflow sets tags key by key, so no re-read is needed: only the description is a
-        whole value, and it is merged from the text listed moments before.
-        """
+    def apply(self, run: RunRef, state: RunState, patch: Patch, plot=None) -> None:
+        """One log_batch with the tags, the description and the metric; then stale tags go."""
         entities = _mlflow().entities
-        tags = run.tags
-        new = tags_for(diagnosis, run.checked)
-        changed = {k: v for k, v in new.items() if v is not None and tags.get(k) != v}
-        stale = [k for k, v in new.items() if v is None and k in tags]
-        note = merge_note(tags.get(NOTE_TAG), note_section(diagnosis), NOTE_LIMIT)
-        if note is None:  # the user's description leaves no room: shorten, else leave it alone
-            note = merge_note(tags.get(NOTE_TAG), note_section(diagnosis, limit=400), NOTE_LIMIT)
-        if note is not None and note != tags.get(NOTE_TAG, ""):
-            changed[NOTE_TAG] = note
-        gap = diagnosis.acc_gap
-        metric_stale = gap is not None and run.extra.get("diag_acc_gap") != gap
-        if not changed and not stale and not metric_stale:
-            return "unchanged"
+        tags = dict(patch.set)
+        if patch.notes is not None:
+            tags[NOTE_TAG] = patch.notes
         ts = int(time.time() * 1000)
-        metrics = [entities.Metric("diag_acc_gap", float(gap), ts, 0)] if metric_stale else []
+        metrics = [entities.Metric("diag_acc_gap", float(patch.acc_gap), ts, 0)] if patch.acc_gap is not None else []
         try:
             if plot is not None:  # first: a failed upload leaves the run as it was
                 self._attach(run.run_id, plot())
-            self.client.log_batch(run.run_id, metrics=metrics,
-                                  tags=[entities.RunTag(k, v) for k, v in changed.items()])
-            for key in stale:
+            self.client.log_batch(run.run_id, metrics=metrics, tags=[entities.RunTag(k, v) for k, v in tags.items()])
+            for key in patch.delete:
                 self.client.delete_tag(run.run_id, key)
         except _mlflow_error() as exc:
             raise ConnectorError(f"writing to run {run.run_id} failed: {exc.message}", run.run_id) from exc
-        return "written"
 
 
     def _attach(self, run_id: str, png: bytes) -> None:

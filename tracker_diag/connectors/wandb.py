@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
+from tracker_diag.writeback import TAG_KEYS, Patch, RunState
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32 * 1024
@@ -291,7 +292,6 @@ class WandbBackend:
 
     def list_runs(self) -> Iterator:
         from tracker_diag.model import RunRef
-        from tracker_diag.writeback import TAG_KEYS
 
         try:
             runs = self.api.runs(self.path, filters=self.filters, per_page=self.per_page, lazy=False)
@@ -316,7 +316,7 @@ class WandbBackend:
                 # every run would be relabelled every night for the label's own sake.
                 yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
                              status=str(run.state).upper(),
-                             tags={k: str(summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
+                             tags={k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
                              checked=f"rows={run._attrs.get('historyLineCount')};last={history_keys.get('lastStep')}",
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
@@ -369,45 +369,37 @@ class WandbBackend:
                 info["x_axis"][k], info["points"][k] = axis, len(steps)
         return replace(ref, extra={**ref.extra, "history": info}), hist
 
-    def write(self, run, diagnosis, plot=None) -> str:
-        """Re-read the run, then one UpsertBucket with the tags, notes and summary that changed.
-
-        W&B replaces whole values (the tag list, the summary), so they are read just before
-        writing and only tracker_diag's keys and its own former regime tag are changed.
-        """
-        from tracker_diag.model import REGIMES
-        from tracker_diag.writeback import merge_note, note_section, tags_for
-
+    def state(self, run) -> RunState:
+        """Re-read just before writing: W&B replaces whole values (the tag list, the
+        summary, the notes), so a user's edit since the listing must not be lost."""
         try:
             fresh = self.api.run(f"{self.path}/{run.run_id}")
             summary = dict(fresh.summary._json_dict)
-            tags = list(fresh.tags)
-            notes = fresh.notes or ""
+            tags, notes = tuple(fresh.tags), fresh.notes or ""
         except (ValueError, *wandb_errors()) as exc:
             raise ConnectorError(f"re-reading run {run.run_id} failed: {exc}", run.run_id) from exc
-        values = tags_for(diagnosis, run.checked)
-        new_summary = {k: v for k, v in summary.items() if not (k in values and values[k] is None)}
-        new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in values.items() if v is not None})
-        previous = summary.get("diag_regime")  # the regime tag tracker_diag itself set before
-        new_tags = [t for t in tags if not (t == previous and previous in REGIMES and t != diagnosis.regime)]
-        if diagnosis.regime not in new_tags:
-            new_tags.append(diagnosis.regime)
-        too_long = [t for t in new_tags if len(t) > TAG_LIMIT]
+        keys = {k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}
+        return RunState(keys, notes, NOTES_LIMIT, labels=tags, handle=(fresh, summary))
+
+    def apply(self, run, state: RunState, patch: Patch, plot=None) -> None:
+        """One UpsertBucket with the tags, notes and summary the patch changes."""
+        fresh, summary = state.handle
+        tags = list(patch.labels if patch.labels is not None else fresh.tags)
+        too_long = [t for t in tags if len(t) > TAG_LIMIT]
         if too_long:  # W&B would reject the whole list; dropping the tag would lose the user's data
             raise ConnectorError(f"run {run.run_id} has a tag longer than {TAG_LIMIT} characters "
                                  f"({too_long[0][:20]!r}...), which W&B rejects in a tag update; nothing was "
                                  "written to this run", run.run_id)
-        new_notes = merge_note(notes, note_section(diagnosis), NOTES_LIMIT) or notes
-        if new_tags == tags and new_notes == notes and new_summary == summary:
-            return "unchanged"
+        new_summary = {k: v for k, v in summary.items() if k not in patch.delete}
+        new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in patch.set.items()})
         if plot is not None:  # first: a failed upload leaves the run as it was
             self._attach(fresh, run.run_id, plot())
         try:
-            fresh._exec(_UPSERT, id=fresh.storage_id, tags=new_tags, notes=new_notes,
+            fresh._exec(_UPSERT, id=fresh.storage_id, tags=tags,
+                        notes=patch.notes if patch.notes is not None else (fresh.notes or ""),
                         summaryMetrics=json.dumps(new_summary, allow_nan=True))
         except (ValueError, *wandb_errors()) as exc:
             raise ConnectorError(f"writing to run {run.run_id} failed: {exc}", run.run_id) from exc
-        return "written"
 
 
     @staticmethod
@@ -545,6 +537,13 @@ def _on_axis(rows_steps: list, metric: tuple[list, list]) -> list:
     xs = np.array(sorted(on_m))
     ys = np.array([on_m[x] for x in xs])
     return [on_m[s] if s in on_m else float(np.interp(s, xs, ys)) for s in rows_steps]
+
+
+def _as_text(key: str, value) -> str:
+    """A summary value as the text tags_for writes (the gap is stored as a number)."""
+    if key == "diag_acc_gap" and isinstance(value, int | float):
+        return f"{value:.3f}"
+    return str(value)
 
 
 def wandb_errors() -> tuple:
