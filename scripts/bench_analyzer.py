@@ -18,7 +18,8 @@ import pandas as pd
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core
 
-from tracker_diag.analyze import analyze, split_runs
+from tracker_diag.analyze import analyze
+from tracker_diag.frames import split_runs
 
 
 def make_frame(n_runs: int, n_points: int, seed: int = 0) -> pd.DataFrame:

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_analyzer import make_frame
 
 from tracker_diag.batch import label
-from tracker_diag.files import FileBackend
+from tracker_diag.connectors.files import FileBackend
 from tracker_diag.report import write_html
 
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracker_diag.analyze import analyze, split_runs
+from tracker_diag.analyze import analyze
+from tracker_diag.frames import split_runs
 from tracker_diag.keys import resolve_roles
 from tracker_diag.model import CONFIDENCES, REGIMES, Thresholds
 

@@ -10,8 +10,9 @@ import warnings
 import numpy as np
 import pytest
 
-from tracker_diag.analyze import analyze, analyze_frame, split_runs
+from tracker_diag.analyze import analyze, analyze_frame
 from tracker_diag.corpus import generate
+from tracker_diag.frames import split_runs
 
 pytest.importorskip("sklearn")
 

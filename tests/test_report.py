@@ -11,7 +11,7 @@ import pytest
 from helpers import run_cli
 
 from tracker_diag.batch import label
-from tracker_diag.files import FileBackend
+from tracker_diag.connectors.files import FileBackend
 from tracker_diag.report import render_html, write_html
 from tracker_diag.samples import long_frame
 

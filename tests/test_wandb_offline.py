@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tracker_diag.analyze import analyze_frame
-from tracker_diag.connectors.wandb import read_offline_run
+from tracker_diag.connectors.wandb_offline import read_offline_run
 from tracker_diag.samples import long_frame
 
 WRITER = textwrap.dedent("""
@@ -54,8 +54,8 @@ def test_same_regimes_from_a_file_mlflow_and_wandb(corpus, corpus_runs, tmp_path
     from mlflow.tracking import MlflowClient
 
     from tracker_diag.batch import label
+    from tracker_diag.connectors.files import FileBackend
     from tracker_diag.connectors.mlflow import MlflowBackend
-    from tracker_diag.files import FileBackend
 
     runs = corpus[:8]
     csv = tmp_path / "runs.csv"
@@ -123,7 +123,7 @@ def test_truncated_and_corrupt_files_keep_what_came_before(corpus_runs, tmp_path
 
 
 def test_analyze_frame_on_an_offline_run(corpus, corpus_runs):
-    from tracker_diag.connectors.wandb import offline_frame
+    from tracker_diag.connectors.wandb_offline import offline_frame
 
     for i in (2, 3):
         got = analyze_frame(offline_frame([str(corpus_runs[i])], []))
@@ -161,7 +161,7 @@ def test_offline_keys_on_their_step_metric(tmp_path):
     """define_metric as HF Trainer and Keras call it: the curves are read on train/global_step
     and epoch/epoch, not on the _step row counter (3 rows per epoch here)."""
     from tracker_diag.batch import label
-    from tracker_diag.files import FileBackend
+    from tracker_diag.connectors.files import FileBackend
 
     x = np.arange(30, dtype=float)
     curves = [0.6 + 0.39 * (1 - np.exp(-x / 4)), 0.6 + 0.12 * (1 - np.exp(-x / 4)),

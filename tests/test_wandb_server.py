@@ -134,8 +134,8 @@ def test_429_is_survived_without_duplicate_writes_and_a_broken_run_fails_alone(w
 
 def test_same_regimes_through_the_wandb_api_as_from_a_file(wb, corpus, tmp_path):
     from tracker_diag.batch import label
+    from tracker_diag.connectors.files import FileBackend
     from tracker_diag.connectors.wandb import WandbBackend
-    from tracker_diag.files import FileBackend
     from tracker_diag.samples import long_frame
 
     runs = corpus[:8]
@@ -235,7 +235,7 @@ def test_keys_are_read_on_the_run_step_metric(wb, capsys):
 
 
 def test_step_axes_follow_wandb_rules():
-    from tracker_diag.connectors.wandb import StepAxes
+    from tracker_diag.connectors.wandb_offline import StepAxes
 
     axes = StepAxes.from_config([*HF_AXES, {"1": "epoch/epoch"}, {"2": "epoch/*", "5": 3}])
     assert axes.for_key("eval/loss") == "train/global_step"

@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 
 import numpy as np
 
+from tracker_diag.frames import HUGE, as_arrays, split_runs
 from tracker_diag.keys import ROLES, resolve_roles
 from tracker_diag.model import SENSITIVITY, Diagnosis, Thresholds
 
-# MLflow reads ±inf back as ±1.797e308 (float max); anything this large is not a loss.
-_HUGE = 1e300
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -93,17 +92,6 @@ class _Curve:
     monotone: int = 0  # +1 every step down, -1 every step up, 0 otherwise (short runs)
 
 
-def _as_arrays(series) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(series, tuple) and len(series) == 2:
-        steps, values = series
-    else:  # a pandas Series indexed by step, or a mapping step -> value
-        steps, values = np.asarray(list(series.keys())), np.asarray(list(series.values()))
-    s = np.asarray(steps, dtype=float).ravel()
-    v = np.asarray(values, dtype=float).ravel()
-    n = min(len(s), len(v))
-    return s[:n], v[:n]
-
-
 def _zeros_after_nan(values: np.ndarray, finite: np.ndarray) -> bool:
     """Hugging Face Trainer logs the train loss as 0.0 once it turns NaN: a tail of exact
     zeros right after clearly non-zero losses is that, not a perfect fit."""
@@ -117,7 +105,7 @@ def _zeros_after_nan(values: np.ndarray, finite: np.ndarray) -> bool:
 
 
 def _prepare(key: str, series, kind: str) -> _Curve:
-    steps, values = _as_arrays(series)
+    steps, values = as_arrays(series)
     ok_step = np.isfinite(steps)
     steps, values = steps[ok_step], values[ok_step]
     if len(steps) > 1 and (steps[1:] <= steps[:-1]).any():
@@ -125,7 +113,7 @@ def _prepare(key: str, series, kind: str) -> _Curve:
         steps, values = steps[order], values[order]
         last = np.append(steps[1:] != steps[:-1], True)  # last write per step wins
         steps, values = steps[last], values[last]
-    finite = np.isfinite(values) & (np.abs(values) < _HUGE)
+    finite = np.isfinite(values) & (np.abs(values) < HUGE)
     zeros_as_nan = kind == "loss" and _zeros_after_nan(values, finite)
     tail_step = None
     good = np.flatnonzero(finite)
@@ -655,7 +643,7 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
     counts = {}
     for k, series in histories.items():
         try:
-            counts[str(k)] = len(_as_arrays(series)[0])
+            counts[str(k)] = len(as_arrays(series)[0])
         except (TypeError, ValueError):
             counts[str(k)] = 0
     try:
@@ -717,78 +705,6 @@ def _chance_level(c: _Curve) -> str:
     return ""
 
 
-def _codes(col, pd) -> tuple[np.ndarray, list]:
-    """Integer codes and names of a string column; Arrow's dictionary encoding when the
-    column is Arrow-backed (pandas 3 strings), about twice as fast as pd.factorize there.
-    """
-    if hasattr(col.array, "__arrow_array__"):
-        try:
-            import pyarrow as pa
-        except ImportError:
-            pa = None
-        if pa is not None:
-            arr = pa.array(col.array)
-            if isinstance(arr, pa.ChunkedArray):
-                arr = arr.combine_chunks()
-            if arr.null_count == 0:
-                enc = arr.dictionary_encode()
-                return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
-    codes, names = pd.factorize(col, sort=False)
-    return codes, list(names)
-
-
-def downsample(steps, values, n: int = 120) -> tuple[list[float], list[float | None]]:
-    """At most ``n`` points of a curve for plotting: sorted, bin medians past ``n``;
-    non-finite values become None (a gap in the plot)."""
-    s, v = _as_arrays((steps, values))
-    order = np.argsort(s, kind="stable")
-    s, v = s[order], v[order]
-    v = np.where(np.isfinite(v) & (np.abs(v) < _HUGE), v, np.nan)
-    if len(v) > n:
-        per = -(-len(v) // n)
-        k = len(v) // per
-        cut = len(v) - per * k
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                v = np.nanmedian(v[cut:].reshape(k, per), axis=1)
-        s = s[cut:].reshape(k, per)[:, per // 2]
-    return s.tolist(), [None if not np.isfinite(x) else float(x) for x in v]
-
-
-def split_runs(frame) -> Iterator[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
-    """Long-format frame -> ``(run_id, {key: (steps, values)})`` per run, in one pass.
-
-    Runs and keys are factorised to integer codes and sorted once (no per-group pandas
-    objects), so splitting costs little next to the analysis itself.
-    """
-    import pandas as pd
-
-    if not len(frame):
-        return
-    run_codes, run_names = _codes(frame["run_id"], pd)
-    key_codes, key_names = _codes(frame["key"], pd)
-    steps = frame["step"].to_numpy(dtype=float, na_value=np.nan)
-    values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
-    composite = run_codes.astype(np.int64) * max(len(key_names), 1) + key_codes
-    if (composite[1:] < composite[:-1]).any():  # files and SQL reads usually come grouped already
-        order = np.argsort(composite, kind="stable")
-        run_codes, key_codes, steps, values = run_codes[order], key_codes[order], steps[order], values[order]
-    rc, kc = run_codes, key_codes
-    cut = np.flatnonzero((rc[1:] != rc[:-1]) | (kc[1:] != kc[:-1])) + 1
-    bounds = np.concatenate(([0], cut, [len(rc)]))
-    hist: dict = {}
-    current = rc[0]
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if rc[a] != current:
-            yield str(run_names[current]), hist
-            hist, current = {}, rc[a]
-        hist[str(key_names[kc[a]])] = (steps[a:b], values[a:b])
-    yield str(run_names[current]), hist
-
-
 def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thresholds | None = None) -> dict:
     """Diagnose one run's long-format frame (``run_id, key, step, value``); plain dict out.
 
@@ -803,4 +719,4 @@ def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thre
     return d or analyze({}, keys, thresholds).to_dict()
 
 
-__all__ = ["ROLES", "RULES", "analyze", "analyze_frame", "downsample", "split_runs"]
+__all__ = ["ROLES", "RULES", "analyze", "analyze_frame"]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Protocol
 
-from tracker_diag.analyze import analyze, downsample
+from tracker_diag.analyze import analyze
 from tracker_diag.errors import ConnectorError
+from tracker_diag.frames import downsample
 from tracker_diag.keys import candidate_keys
 from tracker_diag.model import ANALYZER_VERSION, Diagnosis, RunRef, Thresholds
 from tracker_diag.writeback import Patch, RunState, diagnosis_from_keys, plan
@@ -91,6 +92,85 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+@dataclass
+class _Job:
+    """What one label() call does with each page: its settings and where results go."""
+
+    backend: Backend
+    keys: dict[str, str] | None
+    thresholds: Thresholds | None
+    write: bool
+    force: bool
+    keep_curves: bool
+    attach_plots: bool
+    record: Callable[[RunResult], None]
+
+    def triage(self, page: list[RunRef]) -> tuple[list[RunRef], set[str]]:
+        """Runs to read; the ids among them that are current (read only for their curves).
+        Current runs that need no curves are recorded as unchanged without any read."""
+        todo, current = [], set()
+        for ref in page:
+            if self.force or not is_current(ref):
+                todo.append(ref)
+            elif self.keep_curves:  # a report wants the curves: read them, but write nothing
+                current.add(ref.run_id)
+                todo.append(ref)
+            else:
+                self.record(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
+        return todo, current
+
+    def analyse(self, todo: list[RunRef], current: set[str]) -> list[tuple[RunRef, Diagnosis, dict]]:
+        """Fetch and analyse a page; returns what is to be written. A run whose history
+        cannot be read fails alone; a failed page read fails the runs not yet read."""
+        wanted = {ref.run_id: candidate_keys(ref.metric_keys, self.keys) for ref in todo}
+        seen, to_write = set(), []
+        try:
+            for ref, hist in self.backend.fetch(todo, wanted):
+                seen.add(ref.run_id)
+                if isinstance(hist, ConnectorError):  # this run alone could not be read
+                    self.record(RunResult(ref, None, "failed", error=str(hist)))
+                    continue
+                diag = analyze(hist, self.keys, self.thresholds)
+                if ref.status == "RUNNING":  # still training: the label may change
+                    diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
+                curves = {r: downsample(*hist[k]) for r, k in diag.keys.items() if k in hist} \
+                    if self.keep_curves else {}
+                if ref.run_id in current:
+                    self.record(RunResult(ref, diag, "unchanged", skipped=True, curves=curves))
+                elif self.write:
+                    to_write.append((ref, diag, curves))
+                else:
+                    self.record(RunResult(ref, diag, "dry-run", curves=curves))
+        except ConnectorError as exc:
+            for ref in todo:
+                if ref.run_id not in seen:
+                    self.record(RunResult(ref, None, "failed", error=str(exc)))
+            seen = {ref.run_id for ref in todo}
+        for ref in todo:
+            if ref.run_id not in seen:
+                self.record(RunResult(ref, None, "failed", error="the tracker returned no history for this run"))
+        return to_write
+
+    def put(self, item: tuple[RunRef, Diagnosis, dict]) -> RunResult:
+        """Plan the write from the run's state and apply it: 'written', 'unchanged' or 'failed'."""
+        ref, diag, curves = item
+        plot = None
+        if self.attach_plots:
+            from tracker_diag.plots import plot_png
+
+            def plot():
+                return plot_png(ref.run_name or ref.run_id, diag, curves)
+        try:
+            state = self.backend.state(ref)
+            patch = plan(state, diag, ref.checked)
+            if not patch:
+                return RunResult(ref, diag, "unchanged", curves=curves)
+            self.backend.apply(ref, state, patch, plot)
+            return RunResult(ref, diag, "written", curves=curves)
+        except ConnectorError as exc:
+            return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
+
+
 def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
           write: bool = False, force: bool = False, page_size: int = 200, write_workers: int = 4,
           progress: Callable[[RunResult], None] | None = None, keep_curves: bool = False,
@@ -100,7 +180,6 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
     ``keep_curves`` keeps each analysed run's curves, downsampled, for the HTML report;
     ``attach_plots`` uploads a diagnosis plot to each run whose diagnosis changed.
     """
-    keep_curves = keep_curves or attach_plots
     out = BatchResult()
     config = label_config(thresholds or Thresholds(), keys)
 
@@ -109,67 +188,13 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
         if progress is not None:
             progress(r)
 
-    for page in _chunks(backend.list_runs(), page_size):
-        todo, current = [], set()
-        page = [replace(ref, checked=f"{ref.checked};cfg={config}") if ref.checked else ref for ref in page]
-        for ref in page:
-            if not force and is_current(ref):
-                if keep_curves:  # a report wants the curves: read them, but write nothing
-                    current.add(ref.run_id)
-                    todo.append(ref)
-                    continue
-                record(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
-            else:
-                todo.append(ref)
-        if not todo:
-            continue
-        wanted = {ref.run_id: candidate_keys(ref.metric_keys, keys) for ref in todo}
-        seen, analysed = set(), []
-        try:
-            for ref, hist in backend.fetch(todo, wanted):
-                seen.add(ref.run_id)
-                if isinstance(hist, ConnectorError):  # this run alone could not be read
-                    record(RunResult(ref, None, "failed", error=str(hist)))
-                    continue
-                diag = analyze(hist, keys, thresholds)
-                if ref.status == "RUNNING":  # still training: the label may change
-                    diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
-                curves = {r: downsample(*hist[k]) for r, k in diag.keys.items() if k in hist} if keep_curves else {}
-                if ref.run_id in current:
-                    record(RunResult(ref, diag, "unchanged", skipped=True, curves=curves))
-                elif write:
-                    analysed.append((ref, diag, curves))
-                else:
-                    record(RunResult(ref, diag, "dry-run", curves=curves))
-        except ConnectorError as exc:
-            for ref in todo:
-                if ref.run_id not in seen:
-                    record(RunResult(ref, None, "failed", error=str(exc)))
-            seen = {ref.run_id for ref in todo}
-        for ref in todo:
-            if ref.run_id not in seen:
-                record(RunResult(ref, None, "failed", error="the tracker returned no history for this run"))
-
-        def put(item):
-            ref, diag, curves = item
-            plot = None
-            if attach_plots:
-                from tracker_diag.plots import plot_png
-
-                def plot():
-                    return plot_png(ref.run_name or ref.run_id, diag, curves)
-            try:
-                state = backend.state(ref)
-                patch = plan(state, diag, ref.checked)
-                if not patch:
-                    return RunResult(ref, diag, "unchanged", curves=curves)
-                backend.apply(ref, state, patch, plot)
-                return RunResult(ref, diag, "written", curves=curves)
-            except ConnectorError as exc:
-                return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
-
-        if analysed:  # one write request per run: a few in flight hide the round trips
-            with ThreadPoolExecutor(max(1, write_workers)) as pool:
-                for result in pool.map(put, analysed):
+    job = _Job(backend, keys, thresholds, write, force, keep_curves or attach_plots, attach_plots, record)
+    # one write request per run: a few in flight hide the round trips; one pool for the batch
+    with ThreadPoolExecutor(max(1, write_workers)) as pool:
+        for page in _chunks(backend.list_runs(), page_size):
+            page = [replace(ref, checked=f"{ref.checked};cfg={config}") if ref.checked else ref for ref in page]
+            todo, current = job.triage(page)
+            if todo:
+                for result in pool.map(job.put, job.analyse(todo, current)):
                     record(result)
     return out

@@ -184,7 +184,7 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
       tracker-diag diagnose runs.csv --keys train_loss=loss,test_loss=val_loss
       tracker-diag diagnose wandb/offline-run-*
     """
-    from tracker_diag.files import FileBackend
+    from tracker_diag.connectors.files import FileBackend
 
     th = _thresholds(gap_threshold)
     try:
@@ -364,8 +364,8 @@ def report_cmd(json_report, sources, tracking_uri, output):
     """
     import json
 
-    from tracker_diag.analyze import downsample
     from tracker_diag.batch import RunResult
+    from tracker_diag.frames import downsample
 
     try:
         with open(json_report, encoding="utf-8") as fh:
@@ -375,7 +375,7 @@ def report_cmd(json_report, sources, tracking_uri, output):
         sys.exit(EXIT_USAGE)
     try:
         if sources:
-            from tracker_diag.files import FileBackend
+            from tracker_diag.connectors.files import FileBackend
 
             backend = FileBackend(list(sources))
         else:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 from tracker_diag import __version__
+from tracker_diag.atomic import atomic_write
 from tracker_diag.batch import BatchResult
 from tracker_diag.model import CONFIDENCES, REGIMES
 from tracker_diag.params import regime_table
@@ -69,22 +67,6 @@ def to_json(report: dict) -> str:
 def write_json(report: dict, path: str) -> None:
     """Atomically: a reader never sees half a report (temp file + os.replace)."""
     atomic_write(path, to_json(report))
-
-
-def atomic_write(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from colleagues
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- HTML ---------------------------------------------------------------------------------------

@@ -32,11 +32,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracker_diag.atomic import atomic_write
 from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
 from tracker_diag.keys import ROLES
 from tracker_diag.model import REGIMES, Thresholds
-from tracker_diag.report import atomic_write
 
 _TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force", "attach-plots"}
 _SOURCE = {"mlflow": {"name", "type", "tracking-uri", "experiments", "all-experiments", "filter",

@@ -78,7 +78,7 @@ class FileBackend:
     source = "file"
 
     def __init__(self, paths: list[str]):
-        from tracker_diag.analyze import split_runs
+        from tracker_diag.frames import split_runs
 
         self.paths = paths
         self.warnings: list[str] = []
@@ -92,7 +92,7 @@ class FileBackend:
         """A long-format file, or a W&B offline run (directory or .wandb file)."""
         p = Path(path)
         if p.is_dir() or p.suffix == ".wandb":
-            from tracker_diag.connectors.wandb import offline_frame
+            from tracker_diag.connectors.wandb_offline import offline_frame
 
             return offline_frame([path], self.warnings)
         return read_long(path)

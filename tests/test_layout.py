@@ -1,0 +1,50 @@
+"""The package's one-way flow, checked on the real imports of every module:
+cli -> batch / sweep / report -> connectors, analyze, writeback -> model. No lower layer
+imports a higher one, and only connectors import a tracker SDK."""
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "tracker_diag"
+# a module may import only modules of a lower or equal layer (same layer: no cycles, checked below)
+LAYER = {"model": 0, "errors": 0, "atomic": 0, "keys": 1, "frames": 1, "analyze": 2, "writeback": 2, "params": 2,
+         "plots": 2, "connectors": 3, "samples": 3, "corpus": 4, "batch": 4, "report": 5, "sweep": 5, "cli": 6,
+         "__main__": 7, "__init__": 7}
+TRACKERS = ("mlflow", "wandb")
+
+
+def _imports(path: Path) -> set[str]:
+    """tracker_diag modules and tracker SDKs a file imports, at any depth (lazy imports too)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "tracker_diag" and len(parts) > 1:
+                out.add(parts[1])
+            elif parts[0] in TRACKERS:
+                out.add(parts[0])
+    return out
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(PKG).with_suffix("")
+    return rel.parts[0]
+
+
+def test_every_module_is_placed_in_a_layer():
+    assert {_module(p) for p in PKG.rglob("*.py")} <= set(LAYER)
+
+
+def test_imports_flow_one_way_and_only_connectors_import_trackers():
+    wrong = []
+    for path in PKG.rglob("*.py"):
+        me = _module(path)
+        for dep in _imports(path):
+            if dep in TRACKERS:
+                if me != "connectors":
+                    wrong.append(f"{path.relative_to(PKG)} imports {dep}")
+            elif dep != me and LAYER[dep] >= LAYER[me] and me not in ("__init__", "__main__"):
+                wrong.append(f"{path.relative_to(PKG)} ({me}, layer {LAYER[me]}) imports {dep} (layer {LAYER[dep]})")
+    assert not wrong, "\n".join(wrong)
