@@ -120,7 +120,20 @@ def test_shipped_sample_file_works(capsys):
     assert code == 0 and "overfitting" in stdout and "diverging" in stdout
 
 
-@pytest.mark.parametrize("argv", [[], ["diagnose"], ["label"], ["label", "mlflow"], ["demo"]])
+def _commands(group=None, path=()):
+    """Every command the CLI registers, groups and subcommands included."""
+    import click
+
+    from tracker_diag.cli import cli
+
+    group = group or cli
+    yield list(path)
+    if isinstance(group, click.Group):
+        for name, cmd in group.commands.items():
+            yield from _commands(cmd, (*path, name))
+
+
+@pytest.mark.parametrize("argv", list(_commands()), ids=lambda a: " ".join(a) or "tracker-diag")
 def test_every_command_has_help_with_an_example(argv, capsys):
     code, stdout, _ = run_cli(argv + ["--help"], capsys)
     assert code == 0 and "Example" in stdout and "tracker-diag" in stdout

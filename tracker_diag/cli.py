@@ -11,7 +11,7 @@ import click
 
 from tracker_diag import __version__, report
 from tracker_diag.batch import BatchResult, label
-from tracker_diag.errors import ConnectorError, InputError, MissingExtraError, TrackerDiagError
+from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
 from tracker_diag.model import REGIMES, Thresholds
 
@@ -62,6 +62,29 @@ def relabel_options(f):
     f = click.option("--attach-plots", is_flag=True,
                      help="With --write: upload each changed run's diagnosis plot as tracker_diag/diagnosis.png.")(f)
     return click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")(f)
+
+
+def tracker_options(name: str):
+    """A tracker's declared options (connectors.REGISTRY) as click arguments and flags: the
+    same names, types, bounds and environment defaults as the sweep's TOML keys."""
+    from tracker_diag.connectors import REGISTRY
+
+    def decorate(f):
+        for o in reversed(REGISTRY[name].options):
+            if o.positional:
+                f = click.argument(o.dest, metavar=o.metavar, required=False)(f)
+                continue
+            decls = [o.cli or f"--{o.name}", *([o.short] if o.short else []), o.dest]
+            kw = {"help": o.help, "metavar": o.metavar, "envvar": o.envvar}
+            if o.kind == "flag":
+                kw = {"help": o.help, "is_flag": True}
+            elif o.kind == "int":
+                kw.update(type=click.IntRange(*o.bounds), default=o.default, show_default=True)
+            elif o.kind == "list":
+                kw["multiple"] = True
+            f = click.option(*decls, **kw)(f)
+        return f
+    return decorate
 
 
 @contextmanager
@@ -184,11 +207,11 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
       tracker-diag diagnose runs.csv --keys train_loss=loss,test_loss=val_loss
       tracker-diag diagnose wandb/offline-run-*
     """
-    from tracker_diag.connectors.files import FileBackend
+    from tracker_diag.connectors import build
 
     th = _thresholds(gap_threshold)
     try:
-        backend = FileBackend(list(paths))
+        backend = build("file", {"paths": list(paths)})
     except (InputError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -219,33 +242,23 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
         with _progress(not quiet, "labelling" if write else "dry run") as tick:
             batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
                           write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
-    except (ConnectorError, MissingExtraError) as exc:
+    except (ConfigError, ConnectorError, MissingExtraError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     return backend, batch, [] if write else ["dry run: nothing was written; add --write to tag the runs"]
 
 
 @label_group.command(name="mlflow")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
-              help="Default: $MLFLOW_TRACKING_URI, else MLflow's own default (sqlite:///mlflow.db here).")
-@click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME|ID",
-              help="Experiment name or id; repeat for several. Default: $MLFLOW_EXPERIMENT_NAME or 'Default'.")
-@click.option("--all-experiments", is_flag=True, help="Every active experiment of the store.")
-@click.option("--filter", "filter_string", metavar="STR",
-              help="An MLflow search filter, e.g. \"params.lr > '0.01'\" or \"attributes.run_name LIKE 'bert%'\".")
-@click.option("--include-running", is_flag=True,
-              help="Also label RUNNING runs (marked provisional). Ended runs (FINISHED, FAILED, KILLED) always are.")
+@tracker_options("mlflow")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @relabel_options
-@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 32),
-              help="Parallel reads and writes (bounded; a tracking server is not flooded).")
 @common_options
-def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, include_running, write, force,
-                 attach_plots, workers, keys, gap_threshold, json_path, html_path, fail_on, quiet):
+def label_mlflow(write, force, attach_plots, keys, gap_threshold, json_path, html_path, fail_on, quiet, **source):
     """Label the runs of MLflow experiments and (with --write) tag them.
 
-    Writes the tags diag_regime, diag_acc_gap, diag_best_step, diag_flags, diag_version,
-    diag_checked, the metric diag_acc_gap and a marked section of the run description.
+    Writes the tags diag_regime, diag_confidence, diag_acc_gap, diag_best_step, diag_flags,
+    diag_version, diag_checked, the metric diag_acc_gap and a marked section of the run
+    description.
     Runs whose data did not change since their last check are skipped.
 
     \b
@@ -255,14 +268,11 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
       tracker-diag label mlflow -e my-exp --filter "params.optimizer = 'adam'" --json labels.json
       MLFLOW_TRACKING_URI=sqlite:///mlflow.db tracker-diag label mlflow -e 1 --write --fail-on diverging
     """
-    def backend():
-        from tracker_diag.connectors.mlflow import MlflowBackend
+    from tracker_diag.connectors import build
 
-        return MlflowBackend(tracking_uri, experiments=list(experiments), all_experiments=all_experiments,
-                             filter_string=filter_string, include_running=include_running, workers=workers)
-
-    backend, batch, footer = _label_tracker(backend, keys=keys, thresholds=_thresholds(gap_threshold), write=write,
-                                            force=force, workers=workers, html_path=html_path,
+    backend, batch, footer = _label_tracker(lambda: build("mlflow", source), keys=keys,
+                                            thresholds=_thresholds(gap_threshold), write=write, force=force,
+                                            workers=source["workers"], html_path=html_path,
                                             attach_plots=attach_plots, quiet=quiet)
     footer.append("In the MLflow UI, filter with:  tags.diag_regime = 'overfitting'   "
                   "(or metrics.diag_acc_gap > 0.2)")
@@ -271,28 +281,21 @@ def label_mlflow(tracking_uri, experiments, all_experiments, filter_string, incl
 
 
 @label_group.command(name="wandb")
-@click.argument("path", metavar="[ENTITY/PROJECT]", required=False)
-@click.option("--filter", "filter_json", metavar="JSON",
-              help='A W&B (MongoDB-style) run filter, e.g. \'{"config.lr": {"$gt": 0.01}}\'.')
-@click.option("--include-running", is_flag=True,
-              help="Also label running runs (marked provisional). Ended runs (finished, failed, crashed, killed) "
-                   "always are.")
+@tracker_options("wandb")
 @click.option("--offline", "offline_dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="Read the offline runs under DIR (wandb/offline-run-*) instead of a server; read-only.")
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
 @relabel_options
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 16),
-              help="History reads and writes in flight (bounded; W&B rate-limits per API key).")
 @common_options
-def label_wandb(path, filter_json, include_running, offline_dir, write, force, attach_plots, workers, keys,
-                gap_threshold, json_path, html_path, fail_on, quiet):
+def label_wandb(offline_dir, write, force, attach_plots, keys, gap_threshold, json_path, html_path, fail_on, quiet,
+                **source):
     """Label the runs of a W&B project and (with --write) tag them.
 
     Reads WANDB_API_KEY, WANDB_BASE_URL, WANDB_ENTITY and WANDB_PROJECT. Every key's
     history of a run comes back in one request, on the run's step metric when it defined
     one (define_metric, e.g. train/global_step or epoch/epoch), else on _step. Writes the
-    regime as a tag, the summary keys diag_regime, diag_acc_gap, diag_best_step, diag_flags,
-    diag_version, diag_checked and a marked section of the notes; runs whose data did not
+    regime as a tag, the summary keys diag_regime, diag_confidence, diag_acc_gap, diag_best_step,
+    diag_flags, diag_version, diag_checked and a marked section of the notes; runs whose data did not
     change since their last check cost no history request and no write.
 
     \b
@@ -303,40 +306,14 @@ def label_wandb(path, filter_json, include_running, offline_dir, write, force, a
       tracker-diag label wandb --offline ./wandb          # runs of an air-gapped cluster, before sync
       WANDB_ENTITY=my-team WANDB_PROJECT=my-project tracker-diag label wandb --fail-on diverging
     """
-    import json
-
-    path = path or os.environ.get("WANDB_PROJECT", "")
-    if path and "/" not in path and os.environ.get("WANDB_ENTITY"):
-        path = f"{os.environ['WANDB_ENTITY']}/{path}"
-    if not offline_dir and path.count("/") != 1:
-        click.echo(f"error: give the project as ENTITY/PROJECT (or set WANDB_ENTITY and WANDB_PROJECT); "
-                   f"got {path!r}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        filters = json.loads(filter_json) if filter_json else None
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
     th = _thresholds(gap_threshold)
     if offline_dir:
-        from pathlib import Path
+        return _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path, fail_on, quiet)
+    from tracker_diag.connectors import build
 
-        if write:
-            click.echo("error: offline runs are files: label them here, write the labels after `wandb sync`",
-                       err=True)
-            sys.exit(EXIT_USAGE)
-        runs = sorted(str(p) for p in Path(offline_dir).rglob("offline-run-*") if p.is_dir())
-        if not runs:
-            click.echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
-            sys.exit(EXIT_USAGE)
-        return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
-    def backend():
-        from tracker_diag.connectors.wandb import WandbBackend
-
-        return WandbBackend(path, filters=filters, include_running=include_running, workers=workers)
-
-    backend, batch, footer = _label_tracker(backend, keys=keys, thresholds=th, write=write, force=force,
-                                            workers=workers, html_path=html_path, attach_plots=attach_plots,
-                                            quiet=quiet)
+    backend, batch, footer = _label_tracker(lambda: build("wandb", source), keys=keys, thresholds=th, write=write,
+                                            force=force, workers=source["workers"], html_path=html_path,
+                                            attach_plots=attach_plots, quiet=quiet)
     sampled = sum(bool(r.ref.extra.get("history", {}).get("sampled")) for r in batch.results)
     if sampled:
         from tracker_diag.connectors.wandb import SAMPLES
@@ -348,11 +325,26 @@ def label_wandb(path, filter_json, include_running, offline_dir, write, force, a
                      fail_on=fail_on, quiet=quiet, html_path=html_path, footer=footer))
 
 
+def _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path, fail_on, quiet):
+    """W&B offline runs are files: diagnose them (labels are written after `wandb sync`)."""
+    from pathlib import Path
+
+    if write:
+        click.echo("error: offline runs are files: label them here, write the labels after `wandb sync`", err=True)
+        sys.exit(EXIT_USAGE)
+    runs = sorted(str(p) for p in Path(offline_dir).rglob("offline-run-*") if p.is_dir())
+    if not runs:
+        click.echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
+        sys.exit(EXIT_USAGE)
+    return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
+
+
 @cli.command(name="report")
 @click.argument("json_report", type=click.Path(exists=True, dir_okay=False))
 @click.option("--source", "sources", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="The metric file(s) the report was made from (tracker-diag diagnose).")
-@click.option("--tracking-uri", metavar="URI", help="The MLflow store the report was made from (tracker-diag label).")
+@click.option("--tracking-uri", metavar="URI", help="The MLflow store the report was made from (tracker-diag label); "
+              "a W&B report reads its runs' project, with WANDB_API_KEY from the environment.")
 @click.option("--output", "-o", default="tracker-diag-report.html", show_default=True, metavar="PATH.html")
 def report_cmd(json_report, sources, tracking_uri, output):
     """Render the HTML report of a saved JSON report, with the curves read again from its source.
@@ -373,18 +365,19 @@ def report_cmd(json_report, sources, tracking_uri, output):
     except (ValueError, KeyError, TypeError) as exc:
         click.echo(f"error: {json_report}: not a tracker-diag JSON report ({exc})", err=True)
         sys.exit(EXIT_USAGE)
+    from tracker_diag.connectors import build
+
+    projects = {r.ref.experiment for r in batch.results if r.ref.source == "wandb"}
     try:
         if sources:
-            from tracker_diag.connectors.files import FileBackend
-
-            backend = FileBackend(list(sources))
+            backend = build("file", {"paths": list(sources)})
+        elif projects and not tracking_uri:  # a W&B report: its runs name their project
+            backend = build("wandb", {"project": min(projects)})
         else:
-            from tracker_diag.connectors.mlflow import MlflowBackend
-
-            backend = MlflowBackend(tracking_uri, all_experiments=True)
+            backend = build("mlflow", {"tracking_uri": tracking_uri, "all_experiments": True})
         keys = {r.ref.run_id: list(r.diagnosis.keys.values()) for r in batch.results if r.diagnosis}
         hist = {ref.run_id: h for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys], keys)}
-    except (ConnectorError, InputError, MissingExtraError) as exc:
+    except (ConnectorError, InputError, MissingExtraError) as exc:  # ConfigError is an InputError
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyError as exc:

@@ -2,6 +2,7 @@
 
     TrackerDiagError
     ├── InputError        a file or option is malformed (exit code 2)
+    │   └── ConfigError   a setting of a tracker or a sweep is wrong: says which and what it expects
     ├── ConnectorError    a tracker cannot be reached or answered an error (exit code 2 when
     │                     listing fails; a per-run failure is recorded and the batch goes on)
     └── MissingExtraError an optional dependency is not installed
@@ -18,6 +19,10 @@ class InputError(TrackerDiagError):
     def __init__(self, message: str, path: str | None = None):
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class ConfigError(InputError):
+    """A tracker option or a sweep setting is wrong."""
 
 
 class ConnectorError(TrackerDiagError):

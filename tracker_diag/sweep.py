@@ -34,14 +34,14 @@ from pathlib import Path
 
 from tracker_diag.atomic import atomic_write
 from tracker_diag.batch import BatchResult, label
-from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
+from tracker_diag.connectors import REGISTRY, build
+from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError
 from tracker_diag.keys import ROLES
 from tracker_diag.model import REGIMES, Thresholds
 
 _TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force", "attach-plots"}
-_SOURCE = {"mlflow": {"name", "type", "tracking-uri", "experiments", "all-experiments", "filter",
-                      "include-running", "keys", "workers"},
-           "wandb": {"name", "type", "project", "filter", "keys", "include-running", "workers"}}
+_TRACKERS = tuple(k for k in REGISTRY if k != "file")  # what a sweep can label
+_COMMON = {"name", "type", "keys"}
 ALARMING = ("diverging", "overfitting", "data_issue")
 
 
@@ -49,7 +49,7 @@ ALARMING = ("diverging", "overfitting", "data_issue")
 class Source:
     name: str
     type: str
-    options: dict
+    options: dict  # checked values, by dest (connectors.REGISTRY)
     keys: dict[str, str]
 
 
@@ -124,54 +124,41 @@ def load(path: str | Path) -> Config:
     if not sources:
         err.append(f"{path}: no [[sources]] configured")
     for i, raw in enumerate(sources):
-        where = f"{path}: sources[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
-        if not isinstance(raw, dict):
-            err.append(f"{where}: must be a table")
-            continue
-        kind = raw.get("type")
-        if kind not in _SOURCE:
-            err.append(f"{where}: type must be one of {', '.join(_SOURCE)}, got {kind!r}")
-            continue
-        unknown = sorted(set(raw) - _SOURCE[kind])
-        if unknown:
-            err.append(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_SOURCE[kind]))})")
-            continue
-        if kind == "mlflow" and not raw.get("experiments") and not raw.get("all-experiments"):
-            err.append(f"{where}: give experiments = [...] or all-experiments = true")
-            continue
-        if kind == "wandb" and not raw.get("project"):
-            err.append(f"{where}: give project = \"entity/project\"")
-            continue
-        keys = {**global_keys, **_keys(where, raw.get("keys"), err)}
-        name = raw.get("name") or raw.get("tracking-uri") or raw.get("project") or f"source {i}"
-        cfg.sources.append(Source(str(name), kind, raw, keys))
+        source = _source(path, i, raw, global_keys, err)
+        if source is not None:
+            cfg.sources.append(source)
     return cfg
 
 
-def _backend(src: Source):
-    o = src.options
-    workers = o.get("workers", 8 if src.type == "mlflow" else 4)
-    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 32:
-        raise ConnectorError(f"workers must be a whole number from 1 to 32, got {workers!r}")
-    if src.type == "mlflow":
-        from tracker_diag.connectors.mlflow import MlflowBackend
-
-        exps = o.get("experiments", [])
-        return MlflowBackend(o.get("tracking-uri"), experiments=[exps] if isinstance(exps, str) else list(exps),
-                             all_experiments=bool(o.get("all-experiments")), filter_string=o.get("filter"),
-                             include_running=bool(o.get("include-running")), workers=workers)
-    from tracker_diag.connectors.wandb import WandbBackend
-
-    filters = o.get("filter")
-    if isinstance(filters, str):  # a JSON string, as on the command line
-        try:
-            filters = json.loads(filters)
-        except ValueError as exc:
-            raise ConnectorError(f"filter is not JSON: {exc}") from exc
-    if filters is not None and not isinstance(filters, dict):
-        raise ConnectorError("filter must be a table or a JSON object (a W&B MongoDB-style run filter)")
-    return WandbBackend(str(o["project"]), filters=filters, include_running=bool(o.get("include-running")),
-                        workers=workers)
+def _source(path: Path, i: int, raw, global_keys: dict[str, str], err: list[str]) -> Source | None:
+    """One [[sources]] entry checked against its tracker's declared options, or None."""
+    where = f"{path}: sources[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
+    if not isinstance(raw, dict):
+        err.append(f"{where}: must be a table")
+        return None
+    kind = raw.get("type")
+    if kind not in _TRACKERS:
+        err.append(f"{where}: type must be one of {', '.join(_TRACKERS)}, got {kind!r}")
+        return None
+    spec = REGISTRY[kind]
+    known = _COMMON | {o.name for o in spec.options}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        err.append(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return None
+    name = str(raw.get("name") or raw.get("tracking-uri") or raw.get("project") or f"source {i}")
+    if kind == "mlflow" and not raw.get("experiments") and not raw.get("all-experiments"):
+        err.append(f"{where}: give experiments = [...] or all-experiments = true")
+        return None
+    if kind == "wandb" and not raw.get("project"):
+        err.append(f"{where}: give project = \"entity/project\"")
+        return None
+    try:
+        options = spec.check({k: v for k, v in raw.items() if k not in _COMMON})
+    except ConfigError as exc:
+        err.append(f"{path}: source {name!r}: {exc}")
+        return None
+    return Source(name, kind, options, {**global_keys, **_keys(where, raw.get("keys"), err)})
 
 
 @contextlib.contextmanager
@@ -211,10 +198,10 @@ def run(cfg: Config, progress=None, keep_curves: bool = False) -> SweepResult:
     out = SweepResult()
     for src in cfg.sources:
         try:
-            batch = label(_backend(src), keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
+            batch = label(build(src.type, src.options), keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
                           force=cfg.force, progress=progress, keep_curves=keep_curves,
                           attach_plots=cfg.attach_plots and cfg.write)
-        except (ConnectorError, MissingExtraError) as exc:
+        except (ConfigError, ConnectorError, MissingExtraError) as exc:
             out.per_source.append((src.name, None, f"{cfg.path}: source {src.name!r}: {exc}"))
             continue
         out.per_source.append((src.name, batch, ""))
