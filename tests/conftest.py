@@ -33,6 +33,30 @@ def wb(monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory):
+    """An empty MLflow sqlite store with every migration applied, made once per session."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates the schema
+    return path
+
+
+@pytest.fixture
+def new_store(tmp_path, _mlflow_template):
+    """``new_store("x.db")`` -> the URI of a fresh, migrated sqlite store in tmp_path: a copy of
+    the session's template, so a test pays milliseconds instead of MLflow's migrations."""
+    import shutil
+
+    def make(name: str = "mlflow.db") -> str:
+        target = tmp_path / name
+        shutil.copyfile(_mlflow_template, target)
+        return f"sqlite:///{target}"
+    return make
+
+
+@pytest.fixture(scope="session")
 def corpus():
     """A small corpus of genuinely trained runs (one per cause, two naming conventions)."""
     from tracker_diag.samples import generate

@@ -26,8 +26,8 @@ EXP = "diag-test"
 
 
 @pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def store(new_store):
+    uri = new_store()
     client = MlflowClient(uri)
     return uri, client, client.create_experiment(EXP)
 
@@ -194,19 +194,24 @@ def test_write_to_a_run_deleted_mid_batch_fails_alone(store):
     assert res[ids[0]].action == res[ids[2]].action == "written"
 
 
-def test_more_than_1000_runs_are_all_listed(tmp_path):
-    uri = f"sqlite:///{tmp_path}/big.db"
+def test_every_run_is_listed_across_pages(new_store, monkeypatch):
+    """Paging on both listing paths (keyset SQL and the client's page tokens) and the batch's
+    own pages, with pages of 7 runs instead of MLflow's 1,000 (same code, 30 runs)."""
+    import tracker_diag.connectors.mlflow as connector
+
+    monkeypatch.setattr(connector, "PAGE", 7)
+    uri = new_store("big.db")
     client = MlflowClient(uri)
     exp = client.create_experiment(EXP)
-    for i in range(1030):
+    for i in range(30):
         run = client.create_run(exp, run_name=f"r{i}")
         client.log_batch(run.info.run_id, metrics=[Metric("loss", 1.0, 1, 0)])
         client.set_terminated(run.info.run_id, "FINISHED")
     sql = list(MlflowBackend(uri, experiments=[EXP]).list_runs())
     paged = list(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'").list_runs())
-    assert len(sql) == len(paged) == 1030 == len({r.run_id for r in paged})
-    res = label(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'"))
-    assert len(res.results) == 1030 and not res.failed
+    assert len(sql) == len(paged) == 30 == len({r.run_id for r in paged}) == len({r.run_id for r in sql})
+    res = label(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'"), page_size=4)
+    assert len(res.results) == 30 and not res.failed and len({r.ref.run_id for r in res.results}) == 30
 
 
 def test_filter_is_passed_through(store):
@@ -260,7 +265,7 @@ def test_demo_covers_every_regime(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the embedded default: ./mlflow.db
     code, out, _ = run_cli(["demo", "--runs", "16"], capsys)
     assert code == 0
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")  # the store the demo made
     exp = client.get_experiment_by_name("tracker-diag-demo")
     runs = client.search_runs([exp.experiment_id], max_results=100)
     assert len(runs) == 16 and all("diag_regime" in r.data.tags for r in runs)
@@ -345,9 +350,9 @@ def test_hyperparameters_reach_the_report(store, capsys, tmp_path, filtered):
     assert {f["text"] for f in hp["findings"]} >= {"lr = 3: 4 of 4 runs diverging", "lr = 0.001: 4 of 4 runs learning"}
 
 
-def test_attach_plots_uploads_only_when_the_diagnosis_changed(tmp_path, monkeypatch, capsys):
+def test_attach_plots_uploads_only_when_the_diagnosis_changed(new_store, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the sqlite store's artifacts go to ./mlruns
-    uri = f"sqlite:///{tmp_path}/a.db"
+    uri = new_store("a.db")
     client = MlflowClient(uri)
     exp = client.create_experiment("plots")
     ids = [log_run(client, exp, k) for k in ("learning", "overfitting")]

@@ -105,11 +105,11 @@ def test_report_command_rebuilds_the_page_from_json_and_source(tmp_path, capsys,
     assert run_cli(["report", str(tmp_path / "bad.json"), "--source", str(src)], capsys)[0] == 2
 
 
-def test_report_of_an_incremental_mlflow_pass_still_has_every_curve(tmp_path, capsys):
+def test_report_of_an_incremental_mlflow_pass_still_has_every_curve(new_store, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
     from mlflow_helpers import log_run
 
-    uri = f"sqlite:///{tmp_path}/m.db"
+    uri = new_store("m.db")
     client = MlflowClient(uri)
     exp = client.create_experiment("r")
     for k in ("learning", "overfitting", "diverging"):

@@ -22,8 +22,8 @@ def snapshot(uri, exp_name):
 
 
 @pytest.mark.server
-def test_sweep_two_stores_then_nothing_to_do(tmp_path, capsys, server):
-    local = f"sqlite:///{tmp_path}/local.db"
+def test_sweep_two_stores_then_nothing_to_do(new_store, tmp_path, capsys, server):
+    local = new_store("local.db")
     c1 = MlflowClient(local)
     e1 = c1.create_experiment("a")
     ids = {log_run(c1, e1, k): k for k in ("learning", "overfitting", "diverging")}
@@ -66,8 +66,8 @@ experiments = ["sweep-b"]
     assert (snapshot(local, "a"), snapshot(server, "sweep-b")) == before  # nothing written
 
 
-def test_config_errors_name_the_file_and_entry_and_good_sources_still_run(tmp_path, capsys):
-    good = f"sqlite:///{tmp_path}/good.db"
+def test_config_errors_name_the_file_and_entry_and_good_sources_still_run(new_store, tmp_path, capsys):
+    good = new_store("good.db")
     client = MlflowClient(good)
     log_run(client, client.create_experiment("g"), "learning")
     cfg = config(tmp_path, f"""
@@ -111,8 +111,8 @@ experiments = ["g"]
     assert snapshot(good, "g") and all(t["diag_regime"] == "learning" for t in snapshot(good, "g").values())
 
 
-def test_pyproject_table_and_lock(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path}/x.db"
+def test_pyproject_table_and_lock(new_store, tmp_path, capsys):
+    uri = new_store("x.db")
     client = MlflowClient(uri)
     log_run(client, client.create_experiment("x"), "learning")
     cfg = config(tmp_path, f"""
@@ -155,10 +155,10 @@ def test_shipped_example_configuration_is_valid():
     assert cfg.sources[1].keys == {"test_loss": "val/loss"} and cfg.fail_on == ("diverging",)
 
 
-def test_sweep_over_mlflow_and_wandb(tmp_path, capsys, wb):
+def test_sweep_over_mlflow_and_wandb(new_store, tmp_path, capsys, wb):
     from wandb_server import StoredRun
 
-    local = f"sqlite:///{tmp_path}/local.db"
+    local = new_store("local.db")
     client = MlflowClient(local)
     exp = client.create_experiment("a")
     log_run(client, exp, "learning")

@@ -49,7 +49,7 @@ def corpus_runs(tmp_path_factory, corpus):
     return [by_name[r.run_name] for r in corpus[:8]]  # in corpus order (dir names sort by time, then at random)
 
 
-def test_same_regimes_from_a_file_mlflow_and_wandb(corpus, corpus_runs, tmp_path):
+def test_same_regimes_from_a_file_mlflow_and_wandb(new_store, corpus, corpus_runs, tmp_path):
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
@@ -62,7 +62,7 @@ def test_same_regimes_from_a_file_mlflow_and_wandb(corpus, corpus_runs, tmp_path
     long_frame(runs)[["run_id", "run_name", "key", "step", "value"]].to_csv(csv, index=False)
     from_file = {r.ref.run_name: r.diagnosis.regime for r in label(FileBackend([str(csv)])).results}
 
-    uri = f"sqlite:///{tmp_path}/m.db"
+    uri = new_store("m.db")
     client = MlflowClient(uri)
     exp = client.create_experiment("same")
     for r in runs:
