@@ -15,6 +15,7 @@ from tracker_diag.corpus import generate
 from tracker_diag.frames import split_runs
 
 pytest.importorskip("sklearn")
+pytestmark = pytest.mark.slow  # genuinely trained runs
 
 
 @functools.cache

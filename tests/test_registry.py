@@ -52,3 +52,18 @@ def test_a_file_backend_is_built_like_any_other(tmp_path):
     p.write_text("run_id,key,step,value\nr,loss,0,1.0\nr,loss,1,0.5\n")
     backend = build("file", {"paths": [str(p)]})
     assert [r.run_id for r in backend.list_runs()] == ["r"]
+
+
+def test_every_backend_can_be_closed(new_store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = new_store()
+    MlflowClient(uri).create_experiment("e")
+    p = tmp_path / "m.csv"
+    p.write_text("run_id,key,step,value\nr,loss,0,1.0\n")
+    for name, values, runs in (("mlflow", {"tracking_uri": uri, "experiments": ["e"]}, []),
+                               ("file", {"paths": [str(p)]}, ["r"])):
+        backend = build(name, values)
+        backend.close()
+        backend.close()  # twice is harmless, and a closed backend that is used again reconnects
+        assert [r.run_id for r in backend.list_runs()] == runs

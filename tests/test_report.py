@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from tracker_diag.samples import long_frame
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror="document.title=\'pwned\'">'
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# screenshots for a person to look at, outside the repository tree
+ARTIFACTS = Path(os.environ.get("TRACKER_DIAG_ARTIFACTS") or Path(tempfile.gettempdir()) / "tracker-diag-artifacts")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_in_headless_chromium(batch, tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     errors = [line for line in out.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not errors, errors
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = _chromium(f"file://{page}", tmp_path, "--window-size=1400,1100",
                      f"--screenshot={ARTIFACTS / 'report.png'}")
     assert shot.returncode == 0 and (ARTIFACTS / "report.png").stat().st_size > 10_000

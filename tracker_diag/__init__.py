@@ -3,15 +3,37 @@
 __version__ = "0.1.0"
 
 from tracker_diag.analyze import analyze, analyze_frame
-from tracker_diag.model import ANALYZER_VERSION, REGIMES, Diagnosis, RunRef, Thresholds
+from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
+from tracker_diag.model import (
+    ACTIONS,
+    ANALYZER_VERSION,
+    CONFIDENCES,
+    REGIMES,
+    Action,
+    Confidence,
+    Diagnosis,
+    Regime,
+    RunRef,
+    Thresholds,
+)
 
 __all__ = [
-           "ANALYZER_VERSION",
-           "REGIMES",
-           "Diagnosis",
-           "RunRef",
-           "Thresholds",
-           "__version__",
-           "analyze",
-           "analyze_frame",
+    "ACTIONS",
+    "ANALYZER_VERSION",
+    "CONFIDENCES",
+    "REGIMES",
+    "Action",
+    "Confidence",
+    "ConfigError",
+    "ConnectorError",
+    "Diagnosis",
+    "InputError",
+    "MissingExtraError",
+    "Regime",
+    "RunRef",
+    "Thresholds",
+    "TrackerDiagError",
+    "__version__",
+    "analyze",
+    "analyze_frame",
 ]

@@ -17,7 +17,7 @@ from tracker_diag.analyze import analyze
 from tracker_diag.errors import ConnectorError
 from tracker_diag.frames import downsample
 from tracker_diag.keys import candidate_keys
-from tracker_diag.model import ANALYZER_VERSION, Diagnosis, RunRef, Thresholds
+from tracker_diag.model import ANALYZER_VERSION, Action, Diagnosis, RunRef, Thresholds
 from tracker_diag.writeback import Patch, RunState, diagnosis_from_keys, plan
 
 
@@ -36,6 +36,9 @@ class Backend(Protocol):
         alone, one raised fails the rest of the batch.
         """
 
+    def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+
     def state(self, run: RunRef) -> RunState:
         """What the run holds now of what tracker-diag may change. Raises ConnectorError."""
 
@@ -51,7 +54,7 @@ class Backend(Protocol):
 class RunResult:
     ref: RunRef
     diagnosis: Diagnosis | None
-    action: str  # written | unchanged | dry-run | failed
+    action: Action
     skipped: bool = False
     error: str = ""
     curves: dict = field(default_factory=dict)  # role -> (steps, values), downsampled, for reports

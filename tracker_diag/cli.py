@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import click
 
@@ -13,7 +13,7 @@ from tracker_diag import __version__, report
 from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
-from tracker_diag.model import REGIMES, Thresholds
+from tracker_diag.model import ACTIONS, REGIMES, Thresholds
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
 REGIME_STYLE = {"learning": "green", "overfitting": "yellow", "data_issue": "magenta", "plateau": "cyan",
@@ -136,7 +136,7 @@ def _summary_line(batch: BatchResult) -> str:
     actions = Counter(r.action for r in batch.results)
     parts = [f"{len(batch.results)} runs"]
     parts += [f"{regimes[k]} {k}" for k in REGIMES if regimes[k]]
-    acts = [f"{actions[a]} {a}" for a in ("written", "unchanged", "dry-run", "failed") if actions[a]]
+    acts = [f"{actions[a]} {a}" for a in ACTIONS if actions[a]]
     if batch.skipped:
         acts.append(f"{batch.skipped} skipped (unchanged since last check)")
     return ", ".join(parts) + (" | " + ", ".join(acts) if acts else "")
@@ -217,7 +217,7 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
         sys.exit(EXIT_USAGE)
     for line in backend.warnings:
         click.echo(f"warning: {line}", err=True)
-    with _progress(not quiet, "analysing") as tick:
+    with closing(backend), _progress(not quiet, "analysing") as tick:
         batch = label(backend, keys=keys, thresholds=th, progress=tick, keep_curves=bool(html_path))
     sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet,
                      html_path=html_path))
@@ -239,7 +239,7 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
     tracker. Returns the backend, the batch and the footer's first lines."""
     try:
         backend = make_backend()
-        with _progress(not quiet, "labelling" if write else "dry run") as tick:
+        with closing(backend), _progress(not quiet, "labelling" if write else "dry run") as tick:
             batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
                           write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
     except (ConfigError, ConnectorError, MissingExtraError) as exc:
@@ -376,7 +376,9 @@ def report_cmd(json_report, sources, tracking_uri, output):
         else:
             backend = build("mlflow", {"tracking_uri": tracking_uri, "all_experiments": True})
         keys = {r.ref.run_id: list(r.diagnosis.keys.values()) for r in batch.results if r.diagnosis}
-        hist = {ref.run_id: h for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys], keys)}
+        with closing(backend):
+            hist = {ref.run_id: h for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys],
+                                                              keys)}
     except (ConnectorError, InputError, MissingExtraError) as exc:  # ConfigError is an InputError
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -13,6 +13,8 @@ Regime = Literal["learning", "overfitting", "data_issue", "plateau", "diverging"
 REGIMES: tuple[str, ...] = get_args(Regime)
 Confidence = Literal["high", "medium", "low"]
 CONFIDENCES: tuple[str, ...] = get_args(Confidence)
+Action = Literal["written", "unchanged", "dry-run", "failed"]  # what happened to a run (JSON "action")
+ACTIONS: tuple[str, ...] = get_args(Action)
 
 ADVICE = {
     "learning": "Still learning: keep training (both losses are still falling).",

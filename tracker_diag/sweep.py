@@ -198,9 +198,10 @@ def run(cfg: Config, progress=None, keep_curves: bool = False) -> SweepResult:
     out = SweepResult()
     for src in cfg.sources:
         try:
-            batch = label(build(src.type, src.options), keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
-                          force=cfg.force, progress=progress, keep_curves=keep_curves,
-                          attach_plots=cfg.attach_plots and cfg.write)
+            with contextlib.closing(build(src.type, src.options)) as backend:
+                batch = label(backend, keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
+                              force=cfg.force, progress=progress, keep_curves=keep_curves,
+                              attach_plots=cfg.attach_plots and cfg.write)
         except (ConfigError, ConnectorError, MissingExtraError) as exc:
             out.per_source.append((src.name, None, f"{cfg.path}: source {src.name!r}: {exc}"))
             continue

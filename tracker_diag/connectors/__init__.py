@@ -2,8 +2,8 @@
 
 Each backend declares its name, its options (one declaration gives the ``label <tracker>``
 command-line flags and the sweep's TOML keys, with the same types, bounds and environment
-defaults) and how it is built from them. ``label``, ``report`` and ``sweep`` build backends
-only through :func:`build`. A new tracker is one module in this package plus one entry in
+defaults) and how it is built from them; a backend's ``close()`` releases what it holds.
+``label``, ``report`` and ``sweep`` build backends only through :func:`build`. A new tracker is one module in this package plus one entry in
 :data:`REGISTRY`.
 
     backend = build("mlflow", {"tracking_uri": "sqlite:///mlflow.db", "experiments": ["my-exp"]})

@@ -97,6 +97,9 @@ class FileBackend:
             return offline_frame([path], self.warnings)
         return read_long(path)
 
+    def close(self) -> None:
+        """Nothing is held open: the files were read on load."""
+
     def list_runs(self) -> Iterator[RunRef]:
         for rid, name, hist in self._runs:
             yield RunRef(run_id=rid, run_name=str(name), source="file", metric_keys=tuple(hist))

@@ -144,6 +144,11 @@ class MlflowBackend:
     def describe(self) -> str:
         return f"{self._safe_uri()} · experiment(s) {', '.join(self.experiment_ids)}"
 
+    def close(self) -> None:
+        """Release the database connections of the SQL fast path."""
+        if self._engine is not None:
+            self._engine.dispose()
+
     def _resolve_experiments(self, names: list[str], all_experiments: bool, create: bool) -> list[str]:
         if all_experiments:
             view = _mlflow().entities.ViewType.ACTIVE_ONLY

@@ -76,6 +76,10 @@ class WandbBackend:
     def describe(self) -> str:
         return self.path
 
+    def close(self) -> None:
+        """Drop the listed runs kept for their history requests."""
+        self._runs.clear()
+
     def list_runs(self) -> Iterator:
         from tracker_diag.model import RunRef
 
