@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 
 class TrackerDiagError(Exception):
     """Base of every error tracker_diag raises."""
@@ -35,3 +37,12 @@ class MissingExtraError(TrackerDiagError):
     def __init__(self, package: str, extra: str):
         self.package, self.extra = package, extra
         super().__init__(f"{package} is not installed: pip install 'tracker-diag[{extra}]'")
+
+
+def need(module: str, extra: str, package: str | None = None):
+    """``import module``, or MissingExtraError naming the extra that installs it:
+    the one place that turns a missing optional dependency into a fix-it message."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(package or module.split(".")[0], extra) from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tracker_diag.errors import MissingExtraError
+from tracker_diag.errors import need
 from tracker_diag.model import Diagnosis
 
 COLOURS = {"learning": "#2e7d32", "overfitting": "#e65100", "data_issue": "#8e24aa", "plateau": "#0277bd",
@@ -13,13 +13,8 @@ COLOURS = {"learning": "#2e7d32", "overfitting": "#e65100", "data_issue": "#8e24
 
 def plot_png(name: str, diagnosis: Diagnosis, curves: dict) -> bytes:
     """Train (solid) and test (dashed) loss, accuracy on a second axis; best step and onset marked."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise MissingExtraError("matplotlib", "mlflow") from exc
+    need("matplotlib", "mlflow").use("Agg", force=False)
+    Figure = need("matplotlib.figure", "mlflow").Figure
     fig = Figure(figsize=(6, 3), dpi=90)
     ax = fig.add_subplot()
     colour = COLOURS[diagnosis.regime]

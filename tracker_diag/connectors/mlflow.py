@@ -18,10 +18,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 
-from tracker_diag.errors import ConnectorError, MissingExtraError
+from tracker_diag.errors import ConnectorError, MissingExtraError, need
 from tracker_diag.model import RunRef
 from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, Patch, RunState
 
@@ -33,18 +34,22 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 def _mlflow():
     """Import mlflow on first use (~2 s): SQL-path dry runs and skips never pay it."""
-    try:
-        import mlflow
-        import mlflow.entities
-        import mlflow.exceptions
-        import mlflow.tracking
-    except ImportError as exc:
-        raise MissingExtraError("mlflow", "mlflow") from exc
-    return mlflow
+    for sub in ("entities", "exceptions", "tracking"):
+        need(f"mlflow.{sub}", "mlflow")
+    return need("mlflow", "mlflow")
 
 
 def _mlflow_error():
     return _mlflow().exceptions.MlflowException
+
+
+@contextmanager
+def _translated(what: str, run_id: str | None = None):
+    """MLflow's errors at this boundary become one ConnectorError saying what failed."""
+    try:
+        yield
+    except _mlflow_error() as exc:  # evaluated only when something was raised
+        raise ConnectorError(f"{what} failed: {exc.message}", run_id) from exc
 
 
 def _schema_head() -> str | None:
@@ -218,11 +223,9 @@ class MlflowBackend:
         view = _mlflow().entities.ViewType.ACTIVE_ONLY
         token, seen = None, set()
         while True:
-            try:
+            with _translated(f"search_runs on {self._safe_uri()}"):
                 page = self.client.search_runs(self.experiment_ids, self.filter_string, run_view_type=view,
                                                max_results=PAGE, page_token=token)
-            except _mlflow_error() as exc:
-                raise ConnectorError(f"search_runs failed on {self._safe_uri()}: {exc.message}") from exc
             yield from page
             token = page.token
             if not token:
@@ -376,10 +379,8 @@ class MlflowBackend:
     def _fetch_client(self, runs, keys) -> dict:
         def get(rid_key):
             rid, key = rid_key
-            try:
+            with _translated(f"reading {key!r} of run {rid}", rid):
                 return rid, key, self.client.get_metric_history(rid, key)
-            except _mlflow_error() as exc:
-                raise ConnectorError(f"reading {key!r} of run {rid} failed: {exc.message}", rid) from exc
 
         out: dict[str, dict] = defaultdict(dict)
         jobs = [(r.run_id, k) for r in runs for k in keys.get(r.run_id, ())]
@@ -405,14 +406,12 @@ class MlflowBackend:
             tags[NOTE_TAG] = patch.notes
         ts = int(time.time() * 1000)
         metrics = [entities.Metric("diag_acc_gap", float(patch.acc_gap), ts, 0)] if patch.acc_gap is not None else []
-        try:
+        with _translated(f"writing to run {run.run_id}", run.run_id):
             if plot is not None:  # first: a failed upload leaves the run as it was
                 self._attach(run.run_id, plot())
             self.client.log_batch(run.run_id, metrics=metrics, tags=[entities.RunTag(k, v) for k, v in tags.items()])
             for key in patch.delete:
                 self.client.delete_tag(run.run_id, key)
-        except _mlflow_error() as exc:
-            raise ConnectorError(f"writing to run {run.run_id} failed: {exc.message}", run.run_id) from exc
 
 
     def _attach(self, run_id: str, png: bytes) -> None:

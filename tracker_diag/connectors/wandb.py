@@ -10,11 +10,12 @@ import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from tracker_diag.connectors.wandb_offline import StepAxes
-from tracker_diag.errors import ConnectorError, MissingExtraError
+from tracker_diag.errors import ConnectorError, need
 from tracker_diag.writeback import TAG_KEYS, Patch, RunState
 
 _HISTORY = """
@@ -51,10 +52,7 @@ class WandbBackend:
 
     def __init__(self, path: str, *, filters: dict | None = None, include_running: bool = False,
                  per_page: int = 200, timeout: int = 60, workers: int = 4):
-        try:
-            import wandb
-        except ImportError as exc:
-            raise MissingExtraError("wandb", "wandb") from exc
+        wandb = need("wandb", "wandb")
         if path.count("/") != 1:
             raise ConnectorError(f"expected ENTITY/PROJECT, got {path!r}")
         self.path = path
@@ -83,7 +81,7 @@ class WandbBackend:
     def list_runs(self) -> Iterator:
         from tracker_diag.model import RunRef
 
-        try:
+        with _translated(f"listing {self.path}"):
             runs = self.api.runs(self.path, filters=self.filters, per_page=self.per_page, lazy=False)
             metric_defs: dict = {}
             for run in runs:
@@ -110,8 +108,6 @@ class WandbBackend:
                              checked=f"rows={run._attrs.get('historyLineCount')};last={history_keys.get('lastStep')}",
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
-        except (ValueError, *wandb_errors()) as exc:
-            raise ConnectorError(f"listing {self.path} failed: {exc}") from exc
 
     def fetch(self, runs: list, keys: dict[str, list[str]]) -> Iterator[tuple]:
         """Histories of a page of runs, ``workers`` requests in flight, in listing order."""
@@ -161,12 +157,10 @@ class WandbBackend:
     def state(self, run) -> RunState:
         """Re-read just before writing: W&B replaces whole values (the tag list, the
         summary, the notes), so a user's edit since the listing must not be lost."""
-        try:
+        with _translated(f"re-reading run {run.run_id}", run.run_id):
             fresh = self.api.run(f"{self.path}/{run.run_id}")
             summary = dict(fresh.summary._json_dict)
             tags, notes = tuple(fresh.tags), fresh.notes or ""
-        except (ValueError, *wandb_errors()) as exc:
-            raise ConnectorError(f"re-reading run {run.run_id} failed: {exc}", run.run_id) from exc
         keys = {k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}
         return RunState(keys, notes, NOTES_LIMIT, labels=tags, handle=(fresh, summary))
 
@@ -183,12 +177,10 @@ class WandbBackend:
         new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in patch.set.items()})
         if plot is not None:  # first: a failed upload leaves the run as it was
             self._attach(fresh, run.run_id, plot())
-        try:
+        with _translated(f"writing to run {run.run_id}", run.run_id):
             fresh._exec(_UPSERT, id=fresh.storage_id, tags=tags,
                         notes=patch.notes if patch.notes is not None else (fresh.notes or ""),
                         summaryMetrics=json.dumps(new_summary, allow_nan=True))
-        except (ValueError, *wandb_errors()) as exc:
-            raise ConnectorError(f"writing to run {run.run_id} failed: {exc}", run.run_id) from exc
 
 
     @staticmethod
@@ -333,6 +325,15 @@ def _as_text(key: str, value) -> str:
     if key == "diag_acc_gap" and isinstance(value, int | float):
         return f"{value:.3f}"
     return str(value)
+
+
+@contextmanager
+def _translated(what: str, run_id: str | None = None):
+    """The SDK's errors at this boundary become one ConnectorError saying what failed."""
+    try:
+        yield
+    except (ValueError, *wandb_errors()) as exc:
+        raise ConnectorError(f"{what} failed: {exc}", run_id) from exc
 
 
 def wandb_errors() -> tuple:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker_diag.errors import InputError, MissingExtraError
+from tracker_diag.errors import InputError, need
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32 * 1024
@@ -30,11 +30,7 @@ _SEED = {t: zlib.crc32(bytes([t])) for t in (FULL, FIRST, MIDDLE, LAST)}
 
 
 def _pb():
-    try:
-        from wandb.proto import wandb_internal_pb2
-    except ImportError as exc:
-        raise MissingExtraError("wandb", "wandb") from exc
-    return wandb_internal_pb2
+    return need("wandb.proto.wandb_internal_pb2", "wandb")
 
 
 def records(path: str | Path, warnings: list[str]) -> Iterator[bytes]:
