@@ -48,3 +48,19 @@ def test_imports_flow_one_way_and_only_connectors_import_trackers():
             elif dep != me and LAYER[dep] >= LAYER[me] and me not in ("__init__", "__main__"):
                 wrong.append(f"{path.relative_to(PKG)} ({me}, layer {LAYER[me]}) imports {dep} (layer {LAYER[dep]})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_package_type_checks(tmp_path):
+    """mypy over tracker_diag (py.typed is shipped: users' checkers read our annotations)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("mypy") is None and subprocess.run([sys.executable, "-m", "mypy", "--version"],
+                                                       capture_output=True, check=False).returncode:
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache"), str(PKG)],
+                         capture_output=True, text=True, check=False, cwd=PKG.parent)
+    assert out.returncode == 0, out.stdout[-3000:]

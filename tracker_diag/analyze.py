@@ -33,7 +33,7 @@ import numpy as np
 
 from tracker_diag.frames import HUGE, as_arrays, split_runs
 from tracker_diag.keys import ROLES, resolve_roles
-from tracker_diag.model import SENSITIVITY, Diagnosis, Thresholds
+from tracker_diag.model import SENSITIVITY, Confidence, Diagnosis, Regime, Thresholds
 
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -284,9 +284,9 @@ def _drop_restored_point(curves: dict[str, _Curve], reasons: list[str]) -> bool:
 
 @dataclass(frozen=True)
 class _Verdict:
-    regime: str
+    regime: Regime
     reason: Callable[[], str]  # built only for the verdict that decides (a hot path)
-    cap: str = "high"  # the most confidence this rule can give
+    cap: Confidence = "high"  # the most confidence this rule can give
     onset: bool = False  # overfitting: find the onset step
     flag: str | None = None
 
@@ -302,6 +302,11 @@ class _Run:
     gap_step: float | None
     found: str  # "role='key' (n points)" for the insufficient_data reason
     classifier: bool = False  # an accuracy-like metric is logged
+
+    def both(self) -> tuple[_Curve, _Curve]:
+        """Train and test, for the rules after ``no_pair`` (which guarantees both)."""
+        assert self.train is not None and self.test is not None
+        return self.train, self.test
 
 
 def _visible(c: _Curve) -> bool:
@@ -422,7 +427,7 @@ def rule_no_pair(run: _Run, th: Thresholds) -> _Verdict | None:
 
 def rule_short_run(run: _Run, th: Thresholds) -> _Verdict | None:
     """A handful of points still says something when it is monotone and large."""
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if min(len(tr.values), len(te.values)) >= th.min_points:
         return None
     n = min(len(tr.values), len(te.values))
@@ -439,9 +444,10 @@ def rule_short_run(run: _Run, th: Thresholds) -> _Verdict | None:
 
 
 def rule_acc_gap(run: _Run, th: Thresholds) -> _Verdict | None:
-    if run.gap is None or run.gap < th.acc_gap:
+    gap = run.gap
+    if gap is None or gap < th.acc_gap:
         return None
-    return _Verdict("overfitting", lambda: f"Train accuracy is {_fmt(run.gap * 100)} points above test accuracy at step "
+    return _Verdict("overfitting", lambda: f"Train accuracy is {_fmt(gap * 100)} points above test accuracy at step "
                     f"{_step_txt(run.gap_step)} (threshold {_fmt(th.acc_gap * 100)}).", onset=True)
 
 
@@ -449,7 +455,7 @@ def rule_test_left_minimum(run: _Run, th: Thresholds) -> _Verdict | None:
     """Prechelt 1998, "Early stopping - but when?": GL = E/E_opt - 1 above alpha means the
     test loss left its minimum; it must also stand out of the noise and not be on its way
     back (still falling late is allowed only when far above the minimum)."""
-    te, tr = run.test, run.train
+    tr, te = run.both()
     gl = _gl(te)
     if te.lo_at_end or gl <= th.gl_alpha or te.level - te.lo <= te.noise or _rising(tr, th):
         return None
@@ -466,15 +472,16 @@ def rule_test_left_minimum(run: _Run, th: Thresholds) -> _Verdict | None:
 def rule_test_acc_far_above(run: _Run, th: Thresholds) -> _Verdict | None:
     """Test accuracy reverse_gap or more above train accuracy: dropout and augmentation
     cost some points of train accuracy, label noise costs far more."""
-    if run.gap is None or -run.gap < th.reverse_gap:
+    gap = run.gap
+    if gap is None or -gap < th.reverse_gap:
         return None
-    return _Verdict("data_issue", lambda: f"Test accuracy is {_fmt(-run.gap * 100)} points above train accuracy at "
+    return _Verdict("data_issue", lambda: f"Test accuracy is {_fmt(-gap * 100)} points above train accuracy at "
                     f"step {_step_txt(run.gap_step)}: more than regularisation explains; check the training labels "
                     "and the split.", "medium")
 
 
 def rule_test_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if not (tr.level > 0 and te.level > 0 and tr.start > 0 and te.start > 0):
         return None
     if te.level < th.far_below * tr.level and te.start < th.far_below * tr.start:
@@ -487,7 +494,7 @@ def rule_test_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
 def rule_train_flat_test_falls(run: _Run, th: Thresholds) -> _Verdict | None:
     """Train flat while test improves: never improved at all, or flat next to a test
     curve that sits below it and falls more than twice as fast (label noise)."""
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if not _falling(te, th) or _rising(tr, th):
         return None
     never = not _improved(tr, th) and not _falling(tr, th) and _clearly_falling(te, th)
@@ -505,14 +512,14 @@ def _outpaced(tr: _Curve, te: _Curve, th: Thresholds) -> bool:
 
 
 def rule_still_learning(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if not _falling(te, th) or (_outpaced(tr, te, th) and not _clearly_falling(te, th)):
         return None
     return _Verdict("learning", lambda: f"The test curve still improves: {_moved(te, th)}; {_moved(tr, th)}.")
 
 
 def rule_train_outpaces_test(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if not _outpaced(tr, te, th) and not (_clearly_falling(tr, th) and _trend(te, th) != "falling"):
         return None
     return _Verdict("overfitting", lambda: f"Train keeps improving while test has stopped: {_moved(tr, th)}; "
@@ -520,7 +527,7 @@ def rule_train_outpaces_test(run: _Run, th: Thresholds) -> _Verdict | None:
 
 
 def rule_test_rises(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if not _rising(te, th):
         return None
     return _Verdict("overfitting", lambda: f"Test gets worse while train does not: {_moved(te, th)}; {_moved(tr, th)}.",
@@ -528,7 +535,7 @@ def rule_test_rises(run: _Run, th: Thresholds) -> _Verdict | None:
 
 
 def rule_train_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.train, run.test
+    tr, te = run.both()
     if not (tr.level > 0 and te.level > 0) or te.lo_at_end or tr.level >= th.train_low * te.level:
         return None
     return _Verdict("overfitting", lambda: f"Train has flattened far below test ({_fmt(tr.level)} against {_fmt(te.level)}, "
@@ -537,7 +544,7 @@ def rule_train_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
 
 
 def rule_plateau(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.train, run.test
+    tr, te = run.both()
     improved = _improved(tr, th) or _improved(te, th)
     what = "improved, then flattened" if improved else "never improved"
     return _Verdict("plateau", lambda: f"Test has stopped improving and train is not clearly improving either: "
@@ -580,7 +587,8 @@ def _decide(run: _Run, th: Thresholds, first: int = 0) -> tuple[int, _Verdict]:
     raise AssertionError("rule_plateau always decides")  # pragma: no cover
 
 
-_RANK = {"high": 2, "medium": 1, "low": 0}
+_RANK: dict[Confidence, int] = {"high": 2, "medium": 1, "low": 0}
+_LEVEL: dict[int, Confidence] = {2: "high", 1: "medium", 0: "low"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -595,12 +603,12 @@ def _tail_view(run: _Run) -> _Run:
     return dc_replace(run, train=view.get("train"), test=view.get("test"))
 
 
-def _confidence(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> tuple[str, str | None]:
+def _confidence(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> tuple[Confidence, Regime | None]:
     """How sure the label is: re-derived with each sensitivity threshold moved by
     ``tolerance`` both ways, one at a time, and from the last half of the late part
     alone. A label nothing changes is as sure as its rule allows (``cap``); one that
     flips names what it flips to as the runner-up; many flips make it ``low``."""
-    flips: dict[str, int] = {}
+    flips: dict[Regime, int] = {}
     views = [(run, moved) for moved in _neighbours(th)] if index >= INSENSITIVE else []
     if views and _full(run):
         views.append((_tail_view(run), th))
@@ -611,10 +619,10 @@ def _confidence(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> tup
             if sum(flips.values()) > 2:
                 break
     level = _RANK[verdict.cap] - (1 if flips else 0) - (1 if sum(flips.values()) > 2 else 0)
-    if _full(run) and min(len(run.train.values), len(run.test.values)) < 2 * th.min_points:
+    if _full(run) and min(len(c.values) for c in run.both()) < 2 * th.min_points:
         level = min(level, 1)  # a handful of points is a sketch
-    conf = {2: "high", 1: "medium"}.get(max(level, 0), "low")
-    return conf, (max(flips, key=flips.get) if flips else None)
+    runner_up = max(flips.items(), key=lambda kv: kv[1])[0] if flips else None
+    return _LEVEL[max(level, 0)], runner_up
 
 
 def analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None = None,

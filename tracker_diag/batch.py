@@ -17,7 +17,7 @@ from tracker_diag.analyze import analyze
 from tracker_diag.errors import ConnectorError
 from tracker_diag.frames import downsample
 from tracker_diag.keys import candidate_keys
-from tracker_diag.model import ANALYZER_VERSION, Action, Diagnosis, RunRef, Thresholds
+from tracker_diag.model import ANALYZER_VERSION, REGIMES, Action, Diagnosis, RunRef, Thresholds
 from tracker_diag.writeback import Patch, RunState, diagnosis_from_keys, plan
 
 
@@ -85,7 +85,7 @@ def is_current(ref: RunRef) -> bool:
     label of a run that has since finished is not current)."""
     provisional = "provisional" in ref.tags.get("diag_flags", "").split(",")
     return bool(ref.checked) and ref.tags.get("diag_version") == ANALYZER_VERSION \
-        and ref.tags.get("diag_checked") == ref.checked and "diag_regime" in ref.tags \
+        and ref.tags.get("diag_checked") == ref.checked and ref.tags.get("diag_regime") in REGIMES \
         and not (provisional and ref.status != "RUNNING")
 
 

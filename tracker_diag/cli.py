@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import closing, contextmanager
 
 import click
@@ -143,7 +144,7 @@ def _summary_line(batch: BatchResult) -> str:
 
 
 def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: tuple[str, ...], quiet: bool,
-            footer: list[str] = (), html_path: str | None = None) -> int:
+            footer: Sequence[str] = (), html_path: str | None = None) -> int:
     if not quiet and json_path != "-":
         _print_table(batch, title)
     rep = report.build(batch)  # once, for the JSON, the HTML and the findings
@@ -166,10 +167,9 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
     for r in batch.results:
         if r.action == "failed":
             click.echo(f"failed: {r.ref.run_name or r.ref.run_id}: {r.error}", err=True)
-    matched = [r for r in batch.results if r.diagnosis and r.diagnosis.regime in fail_on]
+    matched = sorted(r.diagnosis.regime for r in batch.results if r.diagnosis and r.diagnosis.regime in fail_on)
     if matched:
-        click.echo(f"--fail-on: {len(matched)} run(s) are {'/'.join(sorted({r.diagnosis.regime for r in matched}))}",
-                   err=True)
+        click.echo(f"--fail-on: {len(matched)} run(s) are {'/'.join(sorted(set(matched)))}", err=True)
         return EXIT_FAIL_ON
     return EXIT_FAILED_RUNS if batch.failed else EXIT_OK
 

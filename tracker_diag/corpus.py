@@ -338,16 +338,16 @@ def _rows(style: str, log: dict, spe: int) -> list[tuple[str, float, float]]:
             put(pre + "accuracy", ep, log["train_acc"])
             put(pre + "val_accuracy", ep, log["test_acc"])
     elif style in ("hf", "wandb_hf") and sl is not None and len(sl) >= 2 * n:
-        pre = ("train/", "eval/") if style == "wandb_hf" else ("", "eval_")
+        names = ("train/", "eval/") if style == "wandb_hf" else ("", "eval_")
         gs = (ep + 1) * spe
         k = max(spe // 2, 1)
         m = len(sl) // k
         avg = np.where(np.isfinite(a := sl[: m * k].reshape(m, k).mean(1)), a, 0.0)  # HF's NaN filter logs 0.0
-        put(pre[0] + "loss", (np.arange(m) + 1) * k, avg)
-        put(pre[1] + "loss", gs, log["test_loss"])
+        put(names[0] + "loss", (np.arange(m) + 1) * k, avg)
+        put(names[1] + "loss", gs, log["test_loss"])
         if acc:
-            put(pre[1] + "accuracy", gs, log["test_acc"])
-        put(pre[0] + "learning_rate", (np.arange(m) + 1) * k, np.full(m, 1e-4))
+            put(names[1] + "accuracy", gs, log["test_acc"])
+        put(names[0] + "learning_rate", (np.arange(m) + 1) * k, np.full(m, 1e-4))
     elif style == "lightning" and sl is not None:
         put("train_loss_step", np.arange(len(sl)), sl)
         put("train_loss_epoch", (ep + 1) * spe - 1, log["train_loss"])

@@ -89,7 +89,7 @@ def _positional_splits(keys: Iterable[str]) -> dict[str, str]:
     explicit_train = any(re.split(r"[-/]", k, maxsplit=1)[0].lower() in ("training", "train", "learn")
                          for k in keys)
     if len(leads) >= 2 and not explicit_train:
-        first = min(leads, key=leads.get)
+        first = min(leads, key=lambda lead: leads[lead])
         return {lead: ("train" if lead == first else "test") for lead in leads}
     return {lead: "test" for lead in leads}
 

@@ -10,11 +10,11 @@ from typing import Literal, get_args
 ANALYZER_VERSION = "2"
 
 Regime = Literal["learning", "overfitting", "data_issue", "plateau", "diverging", "insufficient_data"]
-REGIMES: tuple[str, ...] = get_args(Regime)
+REGIMES: tuple[Regime, ...] = get_args(Regime)
 Confidence = Literal["high", "medium", "low"]
-CONFIDENCES: tuple[str, ...] = get_args(Confidence)
+CONFIDENCES: tuple[Confidence, ...] = get_args(Confidence)
 Action = Literal["written", "unchanged", "dry-run", "failed"]  # what happened to a run (JSON "action")
-ACTIONS: tuple[str, ...] = get_args(Action)
+ACTIONS: tuple[Action, ...] = get_args(Action)
 
 ADVICE = {
     "learning": "Still learning: keep training (both losses are still falling).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -52,26 +53,29 @@ def _bins(name: str, values: list[tuple[float, str]]) -> list[tuple[str, list[st
     return out
 
 
-def regime_table(runs: Iterable[tuple[str, dict[str, str]]], min_runs: int = 3, dominance: float = 0.6) -> dict:
+def regime_table(runs: Iterable[tuple[str | None, dict[str, str]]], min_runs: int = 3,
+                 dominance: float = 0.6) -> dict:
     """``runs`` = (regime, params) per run -> {"rows": [...], "findings": [...]}.
 
     A row per bin: parameter, bin label, run count, count per regime. A finding is a bin of
     at least ``min_runs`` runs where one regime holds at least ``dominance`` of them.
     """
-    runs = [(regime, params) for regime, params in runs if regime]
     by_param: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for regime, params in runs:
+        if not regime:
+            continue
         for k, v in params.items():
             if not k.startswith(_SKIP):
                 by_param[k].append((str(v), regime))
-    rows, findings = [], []
+    rows: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
     for name in sorted(by_param):
         pairs = by_param[name]
         if len({v for v, _ in pairs}) < 2:
             continue  # a constant says nothing
         nums = [(_num(v), r) for v, r in pairs]
         if all(x is not None for x, _ in nums):
-            groups = _bins(name, nums)
+            groups = _bins(name, [(x, r) for x, r in nums if x is not None])
         else:
             common = [v for v, _ in Counter(v for v, _ in pairs).most_common(MAX_VALUES)]
             groups = [(f"{name} = {v}", [r for x, r in pairs if x == v]) for v in common]

@@ -14,6 +14,7 @@ Needs scikit-learn (``pip install 'tracker-diag[demo]'``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,7 @@ def _settings(cause: str, rng: np.random.Generator, data: dict):
     perm = rng.permutation(len(x))
     n_test = max(len(x) // 4, 40)
     te, tr = perm[:n_test], perm[n_test:]
-    p = {"dataset": name, "hidden": int(rng.choice([32, 64])), "lr": float(rng.uniform(0.05, 0.2)),
+    p: dict[str, Any] = {"dataset": name, "hidden": int(rng.choice([32, 64])), "lr": float(rng.uniform(0.05, 0.2)),
              "epochs": int(rng.integers(60, 120)), "batch": 32, "l2": 0.0, "lr_decay": 0.0,
              "label_noise": 0.0, "stop_after": None, "patience": None}
     if cause == "overfitting":
@@ -170,7 +171,7 @@ def _settings(cause: str, rng: np.random.Generator, data: dict):
         # enough optimizer steps to really converge, whatever the dataset's size
         steps_per_epoch = int(np.ceil(len(tr) / 32))
         p.update(l2=float(rng.uniform(0.01, 0.03)), lr=float(rng.uniform(0.05, 0.1)),
-                 epochs=int(max(150, rng.integers(6000, 9000) // steps_per_epoch)), lr_decay=0.01)
+                 epochs=max(150, int(rng.integers(6000, 9000)) // steps_per_epoch), lr_decay=0.01)
     elif cause == "diverging":
         p.update(lr=float(10 ** rng.uniform(0.3, 1.5)), epochs=int(rng.integers(30, 80)))
     elif cause == "data_issue":

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from tracker_diag.model import ANALYZER_VERSION, CONFIDENCES, REGIMES, Diagnosis
+from tracker_diag.model import ANALYZER_VERSION, CONFIDENCES, REGIMES, Diagnosis, Regime
 
 TAG_KEYS = ("diag_regime", "diag_acc_gap", "diag_best_step", "diag_flags", "diag_confidence", "diag_version",
             "diag_checked")
@@ -28,7 +29,7 @@ def _num(x) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
 
 
-def tags_for(d: Diagnosis, checked: str) -> dict[str, str]:
+def tags_for(d: Diagnosis, checked: str) -> dict[str, str | None]:
     """The diag_* values; a key whose value is unknown maps to None (to be removed)."""
     return {
         "diag_regime": d.regime,
@@ -91,7 +92,7 @@ class RunState:
     labels: tuple[str, ...] | None = None  # W&B's tag list; None where the regime is a key only
     acc_gap_metric: float | None = None  # the diag_acc_gap metric where the tracker has one
     has_metric: bool = False  # whether the gap is also kept as a metric (MLflow)
-    handle: object = field(default=None, compare=False, repr=False)  # the backend's own, e.g. the run read
+    handle: Any = field(default=None, compare=False, repr=False)  # the backend's own, e.g. the run read
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def plan(state: RunState, d: Diagnosis, checked: str) -> Patch:
 
 
 def diagnosis_from_keys(keys: Mapping[str, str]) -> Diagnosis:
-    """A run's stored label back as a Diagnosis (for runs skipped as unchanged): regime,
+    """A run's stored label back as a Diagnosis (for runs skipped as unchanged; batch.is_current
+    has checked that the stored regime is one of REGIMES): regime,
     confidence, flags, gap and best step as the run's own diag_* keys hold them."""
 
     def number(key):
@@ -139,6 +141,6 @@ def diagnosis_from_keys(keys: Mapping[str, str]) -> Diagnosis:
         return x if math.isfinite(x) else None
 
     confidence = keys.get("diag_confidence", "")
-    return Diagnosis(keys["diag_regime"], acc_gap=number("diag_acc_gap"), best_step=number("diag_best_step"),
+    return Diagnosis(cast(Regime, keys["diag_regime"]), acc_gap=number("diag_acc_gap"), best_step=number("diag_best_step"),
                      flags=tuple(f for f in keys.get("diag_flags", "").split(",") if f),
                      confidence=confidence if confidence in CONFIDENCES else "low")

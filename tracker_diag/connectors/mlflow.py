@@ -265,7 +265,10 @@ class MlflowBackend:
                 if not rows:
                     return
                 ids = [r[0] for r in rows if r[2] in self.statuses]
-                latest, tags, gaps, run_params = defaultdict(list), defaultdict(dict), {}, defaultdict(dict)
+                latest: defaultdict[str, list] = defaultdict(list)
+                tags: defaultdict[str, dict[str, str]] = defaultdict(dict)
+                run_params: defaultdict[str, dict[str, str]] = defaultdict(dict)
+                gaps: dict[str, float] = {}
                 for chunk in _chunked(ids, 500):
                     bind = {f"r{i}": r for i, r in enumerate(chunk)}
                     inn = ", ".join(f":r{i}" for i in range(len(chunk)))
@@ -440,15 +443,15 @@ def _collect(out: dict, rows, wanted: dict[str, set]) -> None:
     """
     if not len(rows):
         return
-    rids, keys, steps, values, is_nan = zip(*rows)
+    rids, keys, raw_steps, raw_values, is_nan = zip(*rows)
     try:
-        steps = np.array(steps, dtype=float)
+        steps = np.array(raw_steps, dtype=float)
     except (TypeError, ValueError):  # numpy ints stored as 8-byte blobs by sqlite
-        steps = np.array([_int(x) for x in steps], dtype=float)
+        steps = np.array([_int(x) for x in raw_steps], dtype=float)
     try:
-        values = np.array(values, dtype=float)
+        values = np.array(raw_values, dtype=float)
     except (TypeError, ValueError):
-        values = np.array([math.nan if v is None else v for v in values], dtype=float)
+        values = np.array([math.nan if v is None else v for v in raw_values], dtype=float)
     values[np.asarray(is_nan, dtype=bool)] = math.nan
     r, k = np.array(rids, dtype=object), np.array(keys, dtype=object)
     cuts = (np.flatnonzero((r[1:] != r[:-1]) | (k[1:] != k[:-1])) + 1).tolist()

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tracker_diag.connectors.wandb_offline import StepAxes
 from tracker_diag.errors import ConnectorError, need
@@ -67,7 +68,7 @@ class WandbBackend:
             self.api = wandb.Api(timeout=timeout)
         except (ValueError, *wandb_errors()) as exc:  # no API key, rejected key, unknown entity
             raise ConnectorError(f"W&B: {exc}") from exc
-        self._runs: dict[str, object] = {}
+        self._runs: dict[str, Any] = {}
         self._axes: dict[str, StepAxes] = {}
         self._counts: dict[str, dict[str, int]] = {}  # run -> numeric rows per history key, when W&B says
 
@@ -138,7 +139,8 @@ class WandbBackend:
         lists = (((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or []
         lists = [x if isinstance(x, list) else [] for x in lists] + [[]] * (len(specs) - len(lists))
         series = dict(zip([*wanted, *metrics], (_series(rows, k) for rows, k in zip(lists, [*wanted, *metrics]))))
-        hist, info = {}, {"x_axis": {}, "points": {}, "sampled": []}
+        hist: dict[str, tuple] = {}
+        info: dict[str, Any] = {"x_axis": {}, "points": {}, "sampled": []}
         for (k, m), rows in zip(plan, lists):
             steps, values = series[k]
             axis = "_step"
@@ -274,7 +276,7 @@ def _metric_definitions(response) -> dict:
     internal ``_wandb`` key on the second pass (``run.rawconfig`` comes back without it),
     so the definitions are read from the page as the server sent it.
     """
-    out = {}
+    out: dict[str, Any] = {}
     try:
         edges = response["project"]["runs"]["edges"]
     except (KeyError, TypeError):

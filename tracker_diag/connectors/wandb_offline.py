@@ -94,7 +94,8 @@ class StepAxes:
     @classmethod
     def from_definitions(cls, defs) -> StepAxes:
         """From (name, glob, step metric) triples, later definitions updating earlier ones."""
-        names, globs = {}, {}
+        names: dict[str, str] = {}
+        globs: dict[str, str] = {}
         for name, glob, step in defs:
             if name:
                 names[name] = step or names.get(name, "")
@@ -140,7 +141,7 @@ def _on_step_axes(rows: list[tuple[float, dict]], axes: StepAxes) -> list[tuple[
         latest.update(values)
         for key, v in values.items():
             m = axes.for_key(key)
-            x = latest.get(m, 0.0) if m in logged else step
+            x = latest.get(m, 0.0) if m is not None and m in logged else step
             out.append((key, float(x), v))
     return out
 
