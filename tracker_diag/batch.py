@@ -6,7 +6,6 @@ exit code.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -76,8 +75,7 @@ class BatchResult:
 def label_config(thresholds: Thresholds, keys: dict[str, str] | None) -> str:
     """Short hash of what decides a label besides the data: the thresholds and the key
     mapping. Part of diag_checked, so new thresholds relabel instead of skipping."""
-    mapping = ",".join(f"{r}={k}" for r, k in sorted((keys or {}).items()))
-    return hashlib.sha1(f"{thresholds.digest()}|{mapping}".encode()).hexdigest()[:8]
+    return thresholds.digest(*(f"key:{r}={k}" for r, k in sorted((keys or {}).items())))
 
 
 def is_current(ref: RunRef) -> bool:

@@ -108,9 +108,10 @@ class Thresholds:
         value = getattr(self, name) * factor
         return replace(self, **{name: min(value, 1.0) if name.endswith("_gap") else value})
 
-    def digest(self) -> str:
-        """Short hash of every value, written into diag_checked: new thresholds relabel."""
-        text = ",".join(f"{f.name}={v!r}" for f, v in zip(fields(self), astuple(self)))
+    def digest(self, *extra: str) -> str:
+        """Short hash of every value (and ``extra`` text, e.g. a key mapping), written into
+        diag_checked: new thresholds relabel."""
+        text = ",".join([*(f"{f.name}={v!r}" for f, v in zip(fields(self), astuple(self))), *extra])
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
