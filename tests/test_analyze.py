@@ -31,10 +31,15 @@ rng = np.random.default_rng(0)
 
 def test_genuinely_trained_runs_get_their_cause_regime(corpus):
     """16 runs trained under causes that induce each regime (tracker_diag.samples)."""
-    got = [(r.expected, analyze_frame(r.frame)["regime"]) for r in corpus]
-    wrong = [(r.run_name, e, g) for r, (e, g) in zip(corpus, got) if e != g]
+    got = [(r.expected, analyze_frame(r.frame)) for r in corpus]
     assert {e for e, _ in got} == set(REGIMES)
-    assert len(wrong) <= 2, wrong
+    # exact: where the label is not the cause's regime, the analyzer says it is unsure and names
+    # the cause's regime as the runner-up (here one run of the "converged" cause whose validation
+    # loss still falls 3 % over its last 40 % reads as learning, medium, runner-up plateau)
+    doubts = [(r.run_name, e, d["regime"], d["confidence"], d["runner_up"])
+              for r, (e, d) in zip(corpus, got) if d["regime"] != e]
+    assert all(c != "high" and up == e for _, e, _, c, up in doubts), doubts
+    assert len(doubts) <= len(corpus) // 10, doubts
 
 
 def test_real_overfitting_run_marks_best_step_and_onset(corpus):

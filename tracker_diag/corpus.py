@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -383,9 +384,14 @@ def _rows(style: str, log: dict, spe: int) -> list[tuple[str, float, float]]:
 
 def generate(n_runs: int = 210, seed: int = 5, causes=None) -> list[SampleRun]:
     """``n_runs`` runs, causes in round-robin, logging styles rotating; seeded."""
+    return list(iterate(n_runs, seed, causes))
+
+
+def iterate(n_runs: int = 210, seed: int = 5, causes=None) -> Iterator[SampleRun]:
+    """The runs of :func:`generate`, trained one at a time as they are asked for: the ``i``-th
+    run is the same, and costs only the ``i`` before it."""
     causes = list(causes or CAUSES)
     rng = np.random.default_rng(seed)
-    runs = []
     for i in range(n_runs):
         cause = causes[i % len(causes)]
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -397,5 +403,4 @@ def generate(n_runs: int = 210, seed: int = 5, causes=None) -> list[SampleRun]:
         frame = pd.DataFrame(_rows(style, log, out.get("spe", 1)), columns=["key", "step", "value"])
         frame.insert(0, "run_id", run_id)
         expected = CAUSES[cause][0]
-        runs.append(SampleRun(run_id, f"{cause}-{i}", cause, expected, style, out.get("params", {}), frame))
-    return runs
+        yield SampleRun(run_id, f"{cause}-{i}", cause, expected, style, out.get("params", {}), frame)
