@@ -8,10 +8,10 @@ Sets:
 - ``wild``: real-world curves from public repositories, labelled by two people
   (``../shared/wild-dev``: ``histories.parquet``, ``truth.csv``, ``sources.csv``); runs
   whose labellers disagreed are ``ambiguous`` and are not scored, only their confidence is.
-- ``corpus``: :mod:`tracker_diag.corpus` (scikit-learn models, schedules, noise injection,
+- ``corpus``: :mod:`tracker_diag.training.sklearn_models` (scikit-learn models, schedules, noise injection,
   fine-tuning, early stopping, regression, boosting), labelled by the inducing cause.
   Seeds 3, 7 and 100 were looked at while building it; the default seed 13 was not.
-- ``numpy``: the original numpy-MLP corpus (:mod:`tracker_diag.samples`) at seed 1 (seed 0
+- ``numpy``: the original numpy-MLP corpus (:mod:`tracker_diag.training.numpy_mlp`) at seed 1 (seed 0
   was its tuning seed).
 
 The naive reading (issue 9): per curve, the median of the last quarter of its finite points
@@ -94,7 +94,8 @@ def _trained(kind: str, n: int, seed: int, cache: Path | None):
     path = cache / f"{kind}-{seed}-{n}.pkl" if cache else None
     if path is not None and path.exists():
         return pickle.loads(path.read_bytes())
-    module = __import__(f"tracker_diag.{'corpus' if kind == 'corpus' else 'samples'}", fromlist=["generate"])
+    module = __import__(f"tracker_diag.training.{'sklearn_models' if kind == 'corpus' else 'numpy_mlp'}",
+                        fromlist=["generate"])
     t0 = time.perf_counter()
     runs = module.generate(n, seed=seed)
     print(f"{kind}: {n} runs trained at seed {seed} in {time.perf_counter() - t0:.0f} s")

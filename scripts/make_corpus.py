@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tracker_diag.samples import generate, long_frame
+from tracker_diag.training import long_frame
+from tracker_diag.training.numpy_mlp import generate
 
 
 def main():

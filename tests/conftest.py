@@ -73,7 +73,7 @@ def new_store(tmp_path, _mlflow_template):
 @pytest.fixture(scope="session")
 def corpus():
     """A small corpus of genuinely trained runs (one per cause, two naming conventions)."""
-    from tracker_diag.samples import generate
+    from tracker_diag.training.numpy_mlp import generate
 
     return generate(16, seed=11)
 

@@ -30,7 +30,7 @@ rng = np.random.default_rng(0)
 # --- real trainings -------------------------------------------------------------------------
 
 def test_genuinely_trained_runs_get_their_cause_regime(corpus):
-    """16 runs trained under causes that induce each regime (tracker_diag.samples)."""
+    """16 runs trained under causes that induce each regime (tracker_diag.training.numpy_mlp)."""
     got = [(r.expected, analyze_frame(r.frame)) for r in corpus]
     assert {e for e, _ in got} == set(REGIMES)
     # exact: where the label is not the cause's regime, the analyzer says it is unsure and names

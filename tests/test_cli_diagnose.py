@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from helpers import run_cli
 
-from tracker_diag.samples import long_frame
+from tracker_diag.training import long_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,7 @@
 """The package's one-way flow, checked on the real imports of every module:
 cli -> batch / sweep / report -> connectors, analyze, writeback -> model. No lower layer
-imports a higher one, and only connectors import a tracker SDK."""
+imports a higher one, and only connectors (and the demo's logging, training.to_mlflow) import
+a tracker SDK."""
 
 import ast
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "tracker_diag"
 # a module may import only modules of a lower or equal layer (same layer: no cycles, checked below)
 LAYER = {"model": 0, "errors": 0, "atomic": 0, "keys": 1, "frames": 1, "analyze": 2, "writeback": 2, "params": 2,
-         "plots": 2, "connectors": 3, "samples": 3, "corpus": 4, "batch": 4, "report": 5, "sweep": 5, "cli": 6,
+         "plots": 2, "connectors": 3, "training": 3, "batch": 4, "report": 5, "sweep": 5, "cli": 6,
          "__main__": 7, "__init__": 7}
 TRACKERS = ("mlflow", "wandb")
 
@@ -43,7 +44,7 @@ def test_imports_flow_one_way_and_only_connectors_import_trackers():
         me = _module(path)
         for dep in _imports(path):
             if dep in TRACKERS:
-                if me != "connectors":
+                if me != "connectors" and path.relative_to(PKG).as_posix() != "training/to_mlflow.py":
                     wrong.append(f"{path.relative_to(PKG)} imports {dep}")
             elif dep != me and LAYER[dep] >= LAYER[me] and me not in ("__init__", "__main__"):
                 wrong.append(f"{path.relative_to(PKG)} ({me}, layer {LAYER[me]}) imports {dep} (layer {LAYER[dep]})")

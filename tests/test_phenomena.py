@@ -1,5 +1,5 @@
 """The six ways analyzer v1 got real curves wrong (issue 9), each on genuinely trained runs
-(scikit-learn models via tracker_diag.corpus, a few seconds in all) or on curves of the
+(scikit-learn models via tracker_diag.training.sklearn_models, a few seconds in all) or on curves of the
 kind real logs hold (a Keras console log of NaNs, a Lightning per-step train loss).
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tracker_diag.analyze import analyze, analyze_frame
-from tracker_diag.corpus import generate, iterate
 from tracker_diag.frames import split_runs
+from tracker_diag.training.sklearn_models import generate, iterate
 
 pytest.importorskip("sklearn")
 pytestmark = pytest.mark.slow  # genuinely trained runs
@@ -160,8 +160,8 @@ def test_one_late_outlier_is_a_spike_not_overfitting():
 
 
 def test_wider_corpus_one_run_per_cause_gets_its_cause_regime():
-    """A seeded few of tracker_diag.corpus: every cause once (scripts/evaluate_analyzer.py runs 210)."""
-    from tracker_diag.corpus import CAUSES
+    """A seeded few of tracker_diag.training.sklearn_models: every cause once (scripts/evaluate_analyzer.py runs 210)."""
+    from tracker_diag.training.sklearn_models import CAUSES
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

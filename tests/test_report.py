@@ -14,7 +14,7 @@ from helpers import run_cli
 from tracker_diag.batch import label
 from tracker_diag.connectors.files import FileBackend
 from tracker_diag.report import render_html, write_html
-from tracker_diag.samples import long_frame
+from tracker_diag.training import long_frame
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror="document.title=\'pwned\'">'
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,7 +10,7 @@ import pytest
 
 from tracker_diag.analyze import analyze_frame
 from tracker_diag.connectors.wandb_offline import read_offline_run
-from tracker_diag.samples import long_frame
+from tracker_diag.training import long_frame
 
 WRITER = textwrap.dedent("""
     import json, sys, wandb

@@ -136,7 +136,7 @@ def test_same_regimes_through_the_wandb_api_as_from_a_file(wb, corpus, tmp_path)
     from tracker_diag.batch import label
     from tracker_diag.connectors.files import FileBackend
     from tracker_diag.connectors.wandb import WandbBackend
-    from tracker_diag.samples import long_frame
+    from tracker_diag.training import long_frame
 
     runs = corpus[:8]
     for r in runs:

@@ -474,8 +474,9 @@ def demo(tracking_uri, n_runs, seed):
       tracker-diag demo --tracking-uri sqlite:///demo.db --runs 48
     """
     try:
-        from tracker_diag.connectors.mlflow import MlflowBackend, log_sample_runs
-        from tracker_diag.samples import generate
+        from tracker_diag.connectors.mlflow import MlflowBackend
+        from tracker_diag.training.numpy_mlp import generate
+        from tracker_diag.training.to_mlflow import log_runs
     except ImportError as exc:
         click.echo(f"error: {MissingExtraError(exc.name or 'a demo dependency', 'demo')}", err=True)
         sys.exit(EXIT_USAGE)
@@ -483,7 +484,7 @@ def demo(tracking_uri, n_runs, seed):
         backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
         if backend.count_runs() < n_runs:
             click.echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
-            log_sample_runs(backend, generate(n_runs, seed=seed))
+            log_runs(backend.client, backend.experiment_ids[0], generate(n_runs, seed=seed))
         with _progress(True, "labelling") as tick:
             batch = label(backend, write=True, progress=tick)
     except (ConnectorError, MissingExtraError) as exc:

@@ -459,18 +459,3 @@ def _collect(out: dict, rows, wanted: dict[str, set]) -> None:
         rid, key = rids[a], keys[a]
         if key in wanted.get(rid, ()):
             out[rid][key] = (steps[a:b], values[a:b])
-
-
-def log_sample_runs(backend: MlflowBackend, runs) -> None:
-    """Log tracker_diag.samples runs into the backend's first experiment (for the demo)."""
-    client, exp = backend.client, backend.experiment_ids[0]
-    entities = _mlflow().entities
-    ts0 = int(time.time() * 1000)
-    for r in runs:
-        run = client.create_run(exp, run_name=r.run_name, tags={"cause": r.cause, "convention": r.convention})
-        metrics = [entities.Metric(k, float(v), ts0 + int(s), int(s)) for k, s, v in
-                   r.frame[["key", "step", "value"]].itertuples(index=False)]
-        for chunk in _chunked(metrics, 1000):  # log_batch takes at most 1,000 metrics
-            client.log_batch(run.info.run_id, metrics=chunk)
-        client.log_batch(run.info.run_id, params=[entities.Param(k, str(v)) for k, v in r.params.items()])
-        client.set_terminated(run.info.run_id, "FINISHED")

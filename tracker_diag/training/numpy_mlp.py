@@ -7,17 +7,19 @@ too large, label noise on the training set only, ...). The expected regime comes
 from the cause, never from the analyzer. Curves are written under the metric names
 that real integrations use, so key recognition is exercised too.
 
-Used by the test-suite, ``scripts/make_corpus.py`` and ``tracker-diag demo``.
+Used by ``tracker-diag demo`` (through :mod:`tracker_diag.training.to_mlflow`), the test-suite,
+``scripts/make_corpus.py`` and ``scripts/evaluate_analyzer.py`` (the "numpy" set).
 Needs scikit-learn (``pip install 'tracker-diag[demo]'``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from tracker_diag.training import SampleRun
 
 CAUSES = {
     "overfitting": "tiny training subset, wide network, no regularisation",
@@ -40,17 +42,6 @@ EXPECTED = {
     "no_validation": "insufficient_data",
 }
 CONVENTIONS = ("keras", "wandb_keras", "hf", "lightning", "xgboost", "tensorboard", "plain")
-
-
-@dataclass
-class SampleRun:
-    run_id: str
-    run_name: str
-    cause: str
-    expected: str
-    convention: str
-    params: dict
-    frame: pd.DataFrame = field(repr=False)  # long format: run_id, key, step, value
 
 
 def _datasets():
@@ -282,8 +273,3 @@ def generate(n_runs: int = 120, seed: int = 0, causes=None) -> list[SampleRun]:
         frame.insert(0, "run_id", run_id)
         runs.append(SampleRun(run_id, f"{cause}-{p['dataset']}-{i}", cause, EXPECTED[cause], convention, p, frame))
     return runs
-
-
-def long_frame(runs: list[SampleRun]) -> pd.DataFrame:
-    """All runs as one long-format frame with a ``run_name`` column."""
-    return pd.concat([r.frame.assign(run_name=r.run_name) for r in runs], ignore_index=True)

@@ -1,6 +1,6 @@
 """A wider corpus of genuinely trained runs, each labelled by the cause that induced it.
 
-Beyond the numpy MLP of :mod:`tracker_diag.samples`: scikit-learn's ``MLPClassifier`` and
+Beyond the numpy MLP of :mod:`tracker_diag.training.numpy_mlp`: scikit-learn's ``MLPClassifier`` and
 ``MLPRegressor`` trained with ``partial_fit`` (one epoch, or one minibatch, per call),
 ``SGDClassifier``, ``GradientBoostingClassifier`` and
 ``HistGradientBoostingRegressor`` read stage by stage; with learning-rate schedules
@@ -9,8 +9,8 @@ loss above its validation loss), fine-tuning from a pre-trained start, early sto
 regression losses and per-step train logs. The expected regime is the cause's, never the
 analyzer's. Curves are written under the keys real integrations use.
 
-    from tracker_diag.corpus import generate
-    runs = generate(200, seed=5)        # SampleRun objects, as tracker_diag.samples
+    from tracker_diag.training.sklearn_models import generate
+    runs = generate(200, seed=5)        # tracker_diag.training.SampleRun objects
 
 Needs scikit-learn (``pip install 'tracker-diag[demo]'``).
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from tracker_diag.samples import SampleRun
+from tracker_diag.training import SampleRun
 
 # cause -> (expected regime, what induces it)
 CAUSES: dict[str, tuple[str, str]] = {
