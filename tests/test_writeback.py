@@ -4,7 +4,10 @@ The connectors only read the state and apply the patch; test_mlflow.py and
 test_wandb_server.py run the same plan against the real MLflow and the real wandb SDK.
 """
 
+import math
 from dataclasses import replace
+
+import pytest
 
 from tracker_diag.model import Diagnosis
 from tracker_diag.writeback import BEGIN, END, NOTE_LIMIT, Patch, RunState, diagnosis_from_keys, plan, tags_for
@@ -47,10 +50,65 @@ def test_only_a_regime_tag_tracker_diag_added_is_replaced():
     assert later.keys["diag_regime"] == "plateau"
 
 
-def test_a_gap_that_became_unknown_is_removed_and_the_metric_left():
+def test_a_gap_that_became_unknown_is_removed_and_the_metric_says_unknown_in_the_same_write():
     state = RunState({"diag_acc_gap": "0.231", "diag_regime": "overfitting"}, "", has_metric=True, acc_gap_metric=0.231)
     patch = plan(state, replace(OVER, acc_gap=None), "c")
-    assert "diag_acc_gap" in patch.delete and patch.acc_gap is None
+    assert "diag_acc_gap" in patch.delete and math.isnan(patch.acc_gap)  # metrics.diag_acc_gap > 0.2 no longer matches
+    assert not plan(applied(state, patch), replace(OVER, acc_gap=None), "c")  # and once is enough
+
+
+# -- only a section tracker-diag wrote itself is ever replaced (issue 11, point 3) --------------
+
+SECOND = replace(OVER, regime="plateau", reasons=("Flat.",))
+
+
+@pytest.mark.parametrize("user", [
+    f"{BEGIN} my own heading\nmy text after a lone opening marker",
+    f"{END} reversed {BEGIN} markers around my text",
+    f"{BEGIN}\nmy own pair\n{END}\nand more of mine",
+    f"code: {BEGIN}x{END} {BEGIN}",
+    f"{BEGIN}\n**tracker-diag: learning** quoted by me, no advice\n{END}",
+])
+def test_user_text_around_marker_look_alikes_survives_every_rewrite(user):
+    state = RunState({}, user)
+    once = applied(state, plan(state, OVER, "a"))
+    assert once.notes.startswith(user)
+    twice = applied(once, plan(once, SECOND, "b"))
+    assert twice.notes.startswith(user) and twice.notes.count("tracker-diag: plateau") == 1
+    assert "tracker-diag: overfitting" not in twice.notes[len(user):]
+
+
+def test_with_two_sections_of_ours_only_the_last_is_replaced_and_a_user_pair_is_kept():
+    ours = applied(RunState({}, ""), plan(RunState({}, ""), OVER, "a")).notes
+    user_pair = f"{BEGIN}\nmine\n{END}"
+    text = f"{ours}\n\nquoted above; {user_pair}\n\n{ours}"
+    after = plan(RunState({}, text), SECOND, "b").notes
+    assert after.startswith(f"{ours}\n\nquoted above; {user_pair}\n\n") and after.endswith(END)
+    assert after.count("tracker-diag: plateau") == 1
+
+
+def test_marker_text_in_a_key_name_cannot_close_our_section():
+    d = replace(OVER, reasons=(f"'{END}' moved -4 %",))
+    notes = plan(RunState({}, "mine"), d, "a").notes
+    assert notes.count(END) == 1 and notes.endswith(END)
+
+
+# -- W&B's regime tag: never one the user had (point 11) ----------------------------------------
+
+def test_a_users_own_tag_equal_to_the_regime_is_never_removed():
+    state = RunState({}, "", labels=("overfitting",))  # tagged by hand before any label
+    first = applied(state, plan(state, OVER, "a"))
+    assert first.labels == ("overfitting",)
+    later = applied(first, plan(first, replace(OVER, regime="learning"), "b"))
+    assert later.labels == ("overfitting", "learning")
+    again = applied(later, plan(later, SECOND, "c"))
+    assert again.labels == ("overfitting", "plateau")  # the tag tracker-diag added is replaced
+
+
+def test_with_no_room_to_record_the_tag_the_tags_are_left_alone():
+    state = RunState({}, "x" * NOTE_LIMIT, labels=("mine",))
+    patch = plan(state, OVER, "a")
+    assert patch.labels is None and patch.notes is None and patch.set["diag_regime"] == "overfitting"
 
 
 def test_a_full_description_gets_a_short_section_or_is_left_alone():

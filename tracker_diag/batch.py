@@ -1,11 +1,15 @@
 """list -> skip unchanged -> fetch -> analyze -> write, one page of runs at a time.
 
 A failing run is recorded and the batch goes on; the caller turns the counts into an
-exit code.
+exit code. A write cut off by the network is retried from a fresh read of the run (so a
+retry never writes twice). When the tracker is gone (the backend raises Unreachable) or
+the deadline has passed, no further request is made: the runs not attempted are recorded
+as failed with that reason and ``BatchResult.stopped`` says why.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -13,7 +17,7 @@ from itertools import islice
 from typing import Protocol
 
 from tracker_diag.analyze import analyze
-from tracker_diag.errors import ConnectorError
+from tracker_diag.errors import ConnectorError, Unreachable
 from tracker_diag.frames import downsample
 from tracker_diag.keys import candidate_keys
 from tracker_diag.model import ANALYZER_VERSION, REGIMES, Action, Diagnosis, RunRef, Thresholds
@@ -62,6 +66,7 @@ class RunResult:
 @dataclass
 class BatchResult:
     results: list[RunResult] = field(default_factory=list)
+    stopped: str = ""  # why the batch stopped early (tracker gone, deadline); "" when it ran to the end
 
     @property
     def failed(self) -> int:
@@ -70,6 +75,14 @@ class BatchResult:
     @property
     def skipped(self) -> int:
         return sum(r.skipped for r in self.results)
+
+    @property
+    def not_attempted(self) -> int:
+        return sum(r.error.startswith(NOT_ATTEMPTED) for r in self.results)
+
+
+NOT_ATTEMPTED = "not attempted: "
+WRITE_TRIES = 3  # a write cut off by the network: re-read, re-plan, apply again, at most this often
 
 
 def label_config(thresholds: Thresholds, keys: dict[str, str] | None) -> str:
@@ -105,6 +118,22 @@ class _Job:
     keep_curves: bool
     attach_plots: bool
     record: Callable[[RunResult], None]
+    deadline: float | None = None  # time.monotonic() after which no request is made
+    stopped: str = ""
+    backoff: float = 0.5
+
+    def stop(self, why: str) -> None:
+        self.stopped = self.stopped or why
+
+    def check(self) -> None:
+        """Unreachable once the batch must make no further request."""
+        if not self.stopped and self.deadline is not None and time.monotonic() > self.deadline:
+            self.stop("the --deadline passed")
+        if self.stopped:
+            raise Unreachable(self.stopped)
+
+    def skip(self, ref: RunRef, diag: Diagnosis | None = None) -> RunResult:
+        return RunResult(ref, diag, "failed", error=NOT_ATTEMPTED + self.stopped)
 
     def triage(self, page: list[RunRef]) -> tuple[list[RunRef], set[str]]:
         """Runs to read; the ids among them that are current (read only for their curves).
@@ -126,6 +155,7 @@ class _Job:
         wanted = {ref.run_id: candidate_keys(ref.metric_keys, self.keys) for ref in todo}
         seen, to_write = set(), []
         try:
+            self.check()
             for ref, hist in self.backend.fetch(todo, wanted):
                 seen.add(ref.run_id)
                 if isinstance(hist, ConnectorError):  # this run alone could not be read
@@ -142,6 +172,12 @@ class _Job:
                     to_write.append((ref, diag, curves))
                 else:
                     self.record(RunResult(ref, diag, "dry-run", curves=curves))
+        except Unreachable as exc:
+            self.stop(str(exc))
+            for ref in todo:
+                if ref.run_id not in seen:
+                    self.record(self.skip(ref))
+            seen = {ref.run_id for ref in todo}
         except ConnectorError as exc:
             for ref in todo:
                 if ref.run_id not in seen:
@@ -161,25 +197,34 @@ class _Job:
 
             def plot():
                 return plot_png(ref.run_name or ref.run_id, diag, curves)
-        try:
-            state = self.backend.state(ref)
-            patch = plan(state, diag, ref.checked)
-            if not patch:
-                return RunResult(ref, diag, "unchanged", curves=curves)
-            self.backend.apply(ref, state, patch, plot)
-            return RunResult(ref, diag, "written", curves=curves)
-        except ConnectorError as exc:
-            return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                self.check()
+                state = self.backend.state(ref)  # read just before writing: the plan starts from now
+                patch = plan(state, diag, ref.checked)
+                if not patch:
+                    return RunResult(ref, diag, "unchanged" if attempt == 1 else "written", curves=curves)
+                self.backend.apply(ref, state, patch, plot)
+                return RunResult(ref, diag, "written", curves=curves)
+            except Unreachable as exc:
+                self.stop(str(exc))
+                return self.skip(ref, diag)
+            except ConnectorError as exc:
+                if not exc.transient or attempt == WRITE_TRIES:
+                    return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
           write: bool = False, force: bool = False, page_size: int = 200, write_workers: int = 4,
           progress: Callable[[RunResult], None] | None = None, keep_curves: bool = False,
-          attach_plots: bool = False) -> BatchResult:
+          attach_plots: bool = False, deadline: float | None = None) -> BatchResult:
     """Label every run the backend lists; streams ``page_size`` runs at a time.
 
     ``keep_curves`` keeps each analysed run's curves, downsampled, for the HTML report;
-    ``attach_plots`` uploads a diagnosis plot to each run whose diagnosis changed.
+    ``attach_plots`` uploads a diagnosis plot to each run whose diagnosis changed;
+    ``deadline`` (seconds) bounds the whole batch: past it, no further request is made.
     """
     out = BatchResult()
     config = label_config(thresholds or Thresholds(), keys)
@@ -189,13 +234,19 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
         if progress is not None:
             progress(r)
 
-    job = _Job(backend, keys, thresholds, write, force, keep_curves or attach_plots, attach_plots, record)
+    job = _Job(backend, keys, thresholds, write, force, keep_curves or attach_plots, attach_plots, record,
+               deadline=None if deadline is None else time.monotonic() + deadline)
     # one write request per run: a few in flight hide the round trips; one pool for the batch
     with ThreadPoolExecutor(max(1, write_workers)) as pool:
-        for page in _chunks(backend.list_runs(), page_size):
-            page = [replace(ref, checked=f"{ref.checked};cfg={config}") if ref.checked else ref for ref in page]
-            todo, current = job.triage(page)
-            if todo:
-                for result in pool.map(job.put, job.analyse(todo, current)):
-                    record(result)
+        try:
+            for page in _chunks(backend.list_runs(), page_size):
+                page = [replace(ref, checked=f"{ref.checked};cfg={config}") if ref.checked else ref for ref in page]
+                todo, current = job.triage(page)
+                if todo:
+                    for result in pool.map(job.put, job.analyse(todo, current)):
+                        record(result)
+                job.check()  # gone, or past the deadline: list no further page
+        except Unreachable as exc:  # runs not listed yet are not attempted either
+            job.stop(str(exc))
+    out.stopped = job.stopped
     return out

@@ -15,10 +15,17 @@ from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
 from tracker_diag.model import ACTIONS, REGIMES, Thresholds
+from tracker_diag.text import printable
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
 REGIME_STYLE = {"learning": "green", "overfitting": "yellow", "data_issue": "magenta", "plateau": "cyan",
                 "diverging": "red", "insufficient_data": "dim"}
+
+
+def _echo(message: object, err: bool = False, nl: bool = True) -> None:
+    """Every line tracker-diag prints: user data in it (run names, keys, error texts quoting
+    them) cannot move the cursor, retitle the terminal or make links; no URI userinfo."""
+    click.echo(printable(message, newlines=True), err=err, nl=nl)
 
 
 def _regimes(ctx, param, value: str | None) -> tuple[str, ...]:
@@ -111,9 +118,11 @@ def _console(err: bool = False):
 
 
 def _print_table(batch: BatchResult, title: str) -> None:
+    """Cells are rich Text, never markup: a run named ``bad[/]name`` or ``[link=…]`` prints as is."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(printable(title)), title_justify="left")
     for col in ("run", "regime", "confidence", "acc gap", "best step", "flags", "action"):
         table.add_column(col, overflow="fold")
     for r in batch.results:
@@ -127,8 +136,9 @@ def _print_table(batch: BatchResult, title: str) -> None:
         if r.ref.run_name and r.ref.run_name != r.ref.run_id:
             name = f"{r.ref.run_name} ({r.ref.run_id[:8]})"
         sure = "" if not d else d.confidence + (f" (or {d.runner_up})" if d.runner_up else "")
-        table.add_row(name, f"[{REGIME_STYLE.get(regime, '')}]{regime}[/]" if d else regime, sure, gap, best, flags,
-                      action, end_section=False)
+        cells = [Text(printable(c)) for c in (name, regime, sure, gap, best, flags, action)]
+        cells[1].stylize(REGIME_STYLE.get(regime, ""))
+        table.add_row(*cells, end_section=False)
     _console().print(table)
 
 
@@ -149,13 +159,13 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
         _print_table(batch, title)
     rep = report.build(batch)  # once, for the JSON, the HTML and the findings
     if json_path == "-":
-        click.echo(report.to_json(rep), nl=False)
+        click.echo(report.to_json(rep), nl=False)  # JSON escapes control characters itself
     elif json_path:
         report.write_json(rep, json_path)
     if html_path:
         report.write_html(batch, html_path, title, rep=rep)
         footer = [*footer, f"HTML report: {html_path}"]
-    out = click.echo if json_path != "-" else (lambda m: click.echo(m, err=True))
+    out = _echo if json_path != "-" else (lambda m: _echo(m, err=True))
     findings = rep["hyperparameters"]["findings"]
     if findings and not quiet:
         out("What the hyper-parameters say:")
@@ -166,10 +176,10 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
         out(line)
     for r in batch.results:
         if r.action == "failed":
-            click.echo(f"failed: {r.ref.run_name or r.ref.run_id}: {r.error}", err=True)
+            _echo(f"failed: {r.ref.run_name or r.ref.run_id}: {r.error}", err=True)
     matched = sorted(r.diagnosis.regime for r in batch.results if r.diagnosis and r.diagnosis.regime in fail_on)
     if matched:
-        click.echo(f"--fail-on: {len(matched)} run(s) are {'/'.join(sorted(set(matched)))}", err=True)
+        _echo(f"--fail-on: {len(matched)} run(s) are {'/'.join(sorted(set(matched)))}", err=True)
         return EXIT_FAIL_ON
     return EXIT_FAILED_RUNS if batch.failed else EXIT_OK
 
@@ -213,10 +223,10 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
     try:
         backend = build("file", {"paths": list(paths)})
     except (InputError, MissingExtraError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     for line in backend.warnings:
-        click.echo(f"warning: {line}", err=True)
+        _echo(f"warning: {line}", err=True)
     with closing(backend), _progress(not quiet, "analysing") as tick:
         batch = label(backend, keys=keys, thresholds=th, progress=tick, keep_curves=bool(html_path))
     sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet,
@@ -243,7 +253,7 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
             batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
                           write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
     except (ConfigError, ConnectorError, MissingExtraError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     return backend, batch, [] if write else ["dry run: nothing was written; add --write to tag the runs"]
 
@@ -330,11 +340,11 @@ def _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path
     from pathlib import Path
 
     if write:
-        click.echo("error: offline runs are files: label them here, write the labels after `wandb sync`", err=True)
+        _echo("error: offline runs are files: label them here, write the labels after `wandb sync`", err=True)
         sys.exit(EXIT_USAGE)
     runs = sorted(str(p) for p in Path(offline_dir).rglob("offline-run-*") if p.is_dir())
     if not runs:
-        click.echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
+        _echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
         sys.exit(EXIT_USAGE)
     return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
 
@@ -363,7 +373,7 @@ def report_cmd(json_report, sources, tracking_uri, output):
         with open(json_report, encoding="utf-8") as fh:
             batch = report.from_json(json.load(fh))
     except (ValueError, KeyError, TypeError) as exc:
-        click.echo(f"error: {json_report}: not a tracker-diag JSON report ({exc})", err=True)
+        _echo(f"error: {json_report}: not a tracker-diag JSON report ({exc})", err=True)
         sys.exit(EXIT_USAGE)
     from tracker_diag.connectors import build
 
@@ -380,10 +390,10 @@ def report_cmd(json_report, sources, tracking_uri, output):
             hist = {ref.run_id: h for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys],
                                                               keys)}
     except (ConnectorError, InputError, MissingExtraError) as exc:  # ConfigError is an InputError
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyError as exc:
-        click.echo(f"error: run {exc} of the report is not in the given source", err=True)
+        _echo(f"error: run {exc} of the report is not in the given source", err=True)
         sys.exit(EXIT_USAGE)
     batch.results[:] = [
         RunResult(r.ref, r.diagnosis, r.action, r.skipped, r.error,
@@ -391,7 +401,7 @@ def report_cmd(json_report, sources, tracking_uri, output):
                    if k in hist.get(r.ref.run_id, {})} if r.diagnosis else {})
         for r in batch.results]
     report.write_html(batch, output, f"tracker-diag · {json_report}")
-    click.echo(f"HTML report: {output} ({len(batch.results)} runs)")
+    _echo(f"HTML report: {output} ({len(batch.results)} runs)")
 
 
 @cli.command()
@@ -418,36 +428,36 @@ def sweep(config_path, quiet):
     if config_path is None:
         config_path = next((p for p in ("tracker-diag.toml", "pyproject.toml") if os.path.exists(p)), None)
         if config_path is None:
-            click.echo("error: no --config given and no tracker-diag.toml or pyproject.toml here", err=True)
+            _echo("error: no --config given and no tracker-diag.toml or pyproject.toml here", err=True)
             sys.exit(EXIT_USAGE)
     try:
         cfg = sweeper.load(config_path)
     except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     for line in cfg.errors:
-        click.echo(f"error: {line}", err=True)
+        _echo(f"error: {line}", err=True)
     try:
         with sweeper.lock(cfg.state), _progress(not quiet, "sweeping") as tick:
             result = sweeper.run(cfg, progress=tick, keep_curves=bool(cfg.report))
     except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     failed_sources = [err for _, b, err in result.per_source if b is None]
     for line in failed_sources:
-        click.echo(f"error: {line}", err=True)
+        _echo(f"error: {line}", err=True)
     for name, b, _ in result.per_source:
         if b is not None:
-            click.echo(f"{name}: {_summary_line(b)}")
+            _echo(f"{name}: {_summary_line(b)}")
     if result.changes:
-        click.echo(f"Changed since the last sweep ({len(result.changes)}):")
+        _echo(f"Changed since the last sweep ({len(result.changes)}):")
         for c in result.changes[:50]:
-            click.echo(f"  {c['after']:<17} was {c['before'] or 'new':<17} {c['source']}: "
+            _echo(f"  {c['after']:<17} was {c['before'] or 'new':<17} {c['source']}: "
                        f"{c['run_name'] or c['run_id']} {c['url']}".rstrip())
         if len(result.changes) > 50:
-            click.echo(f"  … and {len(result.changes) - 50} more (see the JSON report)")
+            _echo(f"  … and {len(result.changes) - 50} more (see the JSON report)")
     else:
-        click.echo("Nothing changed since the last sweep.")
+        _echo("Nothing changed since the last sweep.")
     code = _finish(result.batch, title=f"tracker-diag sweep · {cfg.path}", json_path=cfg.json,
                    fail_on=cfg.fail_on, quiet=True, html_path=cfg.report,
                    footer=[] if cfg.write else ["dry run: set write = true in the configuration to tag runs"])
@@ -478,17 +488,17 @@ def demo(tracking_uri, n_runs, seed):
         from tracker_diag.training.numpy_mlp import generate
         from tracker_diag.training.to_mlflow import log_runs
     except ImportError as exc:
-        click.echo(f"error: {MissingExtraError(exc.name or 'a demo dependency', 'demo')}", err=True)
+        _echo(f"error: {MissingExtraError(exc.name or 'a demo dependency', 'demo')}", err=True)
         sys.exit(EXIT_USAGE)
     try:
         backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
         if backend.count_runs() < n_runs:
-            click.echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
+            _echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
             log_runs(backend.client, backend.experiment_ids[0], generate(n_runs, seed=seed))
         with _progress(True, "labelling") as tick:
             batch = label(backend, write=True, progress=tick)
     except (ConnectorError, MissingExtraError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     code = _finish(batch, title=f"tracker-diag demo · {backend.describe()}", json_path=None, fail_on=(),
                    quiet=False, footer=[
@@ -502,5 +512,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="tracker-diag", standalone_mode=True)
     except TrackerDiagError as exc:  # anything a command did not translate itself
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -4,17 +4,27 @@
     ├── InputError        a file or option is malformed (exit code 2)
     │   └── ConfigError   a setting of a tracker or a sweep is wrong: says which and what it expects
     ├── ConnectorError    a tracker cannot be reached or answered an error (exit code 2 when
-    │                     listing fails; a per-run failure is recorded and the batch goes on)
+    │   │                 listing fails; a per-run failure is recorded and the batch goes on)
+    │   └── Unreachable   the tracker is gone (probe failed, retry budget or --deadline spent,
+    │                     circuit open): no further request is made; exit code 2
+    ├── BusyError         another tracker-diag holds the lock on this store or sweep (exit code 2)
     └── MissingExtraError an optional dependency is not installed
+
+Every message is redacted (no URI userinfo, no token) when the error is made.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from tracker_diag.text import redact
+
 
 class TrackerDiagError(Exception):
-    """Base of every error tracker_diag raises."""
+    """Base of every error tracker_diag raises; its message never holds a URI's userinfo."""
+
+    def __init__(self, message: object = "", *args):
+        super().__init__(redact(str(message)), *args)
 
 
 class InputError(TrackerDiagError):
@@ -28,9 +38,20 @@ class ConfigError(InputError):
 
 
 class ConnectorError(TrackerDiagError):
-    def __init__(self, message: str, run_id: str | None = None):
-        self.run_id = run_id
+    """``transient``: the network failed (a cut response, a timeout), not the request: worth
+    re-reading and retrying within the batch's budget."""
+
+    def __init__(self, message: str, run_id: str | None = None, transient: bool = False):
+        self.run_id, self.transient = run_id, transient
         super().__init__(message)
+
+
+class Unreachable(ConnectorError):
+    """The tracker stopped answering: the batch makes no further request."""
+
+
+class BusyError(TrackerDiagError):
+    """Another tracker-diag process holds the lock."""
 
 
 class MissingExtraError(TrackerDiagError):

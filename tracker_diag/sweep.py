@@ -25,9 +25,7 @@ wrong or unreachable is reported and the others are still labelled.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from tracker_diag.batch import BatchResult, label
 from tracker_diag.connectors import REGISTRY, build
 from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError
 from tracker_diag.keys import ROLES
+from tracker_diag.locks import exclusive
 from tracker_diag.model import REGIMES, Thresholds
 
 _TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force", "attach-plots"}
@@ -161,29 +160,9 @@ def _source(path: Path, i: int, raw, global_keys: dict[str, str], err: list[str]
     return Source(name, kind, options, {**global_keys, **_keys(where, raw.get("keys"), err)})
 
 
-@contextlib.contextmanager
 def lock(state_path: str):
     """An exclusive, non-blocking lock next to the state file: two sweeps never overlap."""
-    path = Path(f"{state_path}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise InputError(f"another sweep is running (lock held by {holder}); try again when it ends",
-                             str(path)) from exc
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return exclusive(Path(f"{state_path}.lock"), "another sweep is running")
 
 
 @dataclass

@@ -10,6 +10,7 @@ are the contract users filter on (docs/contracts.md); nothing else on a run is t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -42,8 +43,17 @@ def tags_for(d: Diagnosis, checked: str) -> dict[str, str | None]:
     }
 
 
-def note_section(d: Diagnosis, limit: int = 2000) -> str:
-    """The marked Markdown section: regime, evidence, advice; shortened to ``limit``."""
+def _inert(text: str) -> str:
+    """User data (key names in reasons) never forms a marker inside our section."""
+    return text.replace("<!--", "<!\u2060--").replace("-->", "--\u2060>")
+
+
+def note_section(d: Diagnosis, limit: int = 2000, tag: str | None = None) -> str:
+    """The marked Markdown section: regime, evidence, advice; shortened to ``limit``.
+
+    ``tag`` (W&B) records which regime tag tracker-diag added to the run ("" for none: the
+    user had it already), so that a relabel replaces only that one.
+    """
     sure = f"confidence {d.confidence}" + (f", close to {d.runner_up}" if d.runner_up else "")
     lines = [BEGIN, f"**tracker-diag: {d.regime}** ({sure})" + (f" — {', '.join(d.flags)}" if d.flags else ""), ""]
     facts = []
@@ -55,13 +65,52 @@ def note_section(d: Diagnosis, limit: int = 2000) -> str:
         facts.append(f"overfitting from step {_num(d.onset_step)}")
     if facts:
         lines += ["; ".join(facts), ""]
-    lines += [f"- {r}" for r in d.reasons]
-    lines += ["", f"Advice: {d.advice}", END]
+    lines += [f"- {_inert(r)}" for r in d.reasons]
+    tail = [f"{TAG_RECORD}{tag} -->"] if tag is not None else []
+    lines += ["", f"Advice: {d.advice}", *tail, END]
     text = "\n".join(lines)
     if len(text) > limit:
-        head = f"{BEGIN}\n**tracker-diag: {d.regime}**\n\nAdvice: {d.advice}"
-        text = head[: max(0, limit - len(END) - 1)] + "\n" + END
+        head = "\n".join([BEGIN, f"**tracker-diag: {d.regime}**", "", f"Advice: {d.advice}"])
+        keep = limit - len(END) - 2 - sum(len(t) + 1 for t in tail)
+        text = "\n".join([head[: max(keep, len(BEGIN) + 40)], *tail, END])
     return text
+
+
+TAG_RECORD = "<!-- tracker-diag tag: "
+_HEADER = re.compile(r"\n\*\*tracker-diag: (" + "|".join(REGIMES) + r")\*\*")
+
+
+def our_section(text: str) -> tuple[int, int] | None:
+    """Where the section tracker-diag wrote itself sits in ``text`` (start, end), or None.
+
+    Ours is a begin marker, our header line, the advice and an end marker, with no other
+    marker inside; a lone marker, markers in the wrong order or a pair around the user's own
+    text are the user's. If several qualify, the last (tracker-diag appends) is ours.
+    """
+    found = None
+    start = text.find(BEGIN)
+    while start >= 0:
+        body_at = start + len(BEGIN)
+        end = text.find(END, body_at)
+        if end < 0:
+            break
+        body = text[body_at:end]
+        if BEGIN not in body and _HEADER.match(body) and "\nAdvice: " in body and body.endswith("\n"):
+            found = (start, end + len(END))
+        start = text.find(BEGIN, body_at)
+    return found
+
+
+def recorded_tag(notes: str) -> str | None:
+    """The regime tag our section says tracker-diag added ("" none), None without a record."""
+    span = our_section(notes)
+    if span is None:
+        return None
+    at = notes.find(TAG_RECORD, span[0], span[1])
+    if at < 0:
+        return None
+    tag = notes[at + len(TAG_RECORD): notes.find(" -->", at)].strip()
+    return tag if tag in REGIMES else ""
 
 
 def merge_note(existing: str | None, section: str, limit: int = NOTE_LIMIT) -> str | None:
@@ -69,10 +118,9 @@ def merge_note(existing: str | None, section: str, limit: int = NOTE_LIMIT) -> s
     byte for byte. None when it would not fit under ``limit`` even with a short section.
     """
     existing = existing or ""
-    start = existing.find(BEGIN)
-    end = existing.find(END, start + len(BEGIN)) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        before, after = existing[:start], existing[end + len(END):]
+    span = our_section(existing)
+    if span is not None:
+        before, after = existing[:span[0]], existing[span[1]:]
     else:
         sep = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
         before, after = existing + sep, ""
@@ -103,28 +151,56 @@ class Patch:
     delete: tuple[str, ...] = ()
     notes: str | None = None  # the whole new text; None leaves it
     labels: tuple[str, ...] | None = None  # the whole new tag list; None leaves it
-    acc_gap: float | None = None  # a new value of the diag_acc_gap metric; None leaves it
+    acc_gap: float | None = None  # a new value of the diag_acc_gap metric (NaN: unknown now); None leaves it
 
     def __bool__(self) -> bool:
         return bool(self.set or self.delete) or any(x is not None for x in (self.notes, self.labels, self.acc_gap))
 
 
+def _labels(state: RunState, d: Diagnosis) -> tuple[tuple[str, ...], str]:
+    """The tag list with the regime tag, and which regime tag is ours afterwards ("" none).
+
+    Only the tag our section records as added by tracker-diag is ever removed; a section
+    written before that record existed (analyzer 2 up to this change) always added its tag.
+    """
+    labels = tuple(state.labels or ())
+    ours = recorded_tag(state.notes)
+    if ours is None and our_section(state.notes) is not None:  # a section from before the record
+        old = state.keys.get("diag_regime", "")
+        ours = old if old in REGIMES else ""
+    kept = [t for t in labels if not (ours and t == ours and t != d.regime)]
+    if d.regime in kept:
+        return tuple(kept), d.regime if ours == d.regime else ""
+    return (*kept, d.regime), d.regime
+
+
+def _notes(state: RunState, d: Diagnosis, tag: str | None) -> str | None:
+    notes = merge_note(state.notes, note_section(d, tag=tag), state.note_limit)
+    if notes is None:  # the user's text leaves little room: a short section, else leave it alone
+        notes = merge_note(state.notes, note_section(d, limit=400, tag=tag), state.note_limit)
+    return notes
+
+
 def plan(state: RunState, d: Diagnosis, checked: str) -> Patch:
-    """The one write-back policy. ``diag_checked`` is part of ``set`` and trackers write a
-    patch in one request, so it becomes true together with everything else."""
+    """The one write-back policy: from what the run holds now (read just before writing) to
+    the few changes that make it say ``d``. Backends make ``diag_checked`` the last thing
+    that becomes true (see the connectors' ``apply``)."""
     values = tags_for(d, checked)
     new = {k: v for k, v in values.items() if v is not None and state.keys.get(k) != v}
     stale = tuple(k for k, v in values.items() if v is None and k in state.keys)
-    notes = merge_note(state.notes, note_section(d), state.note_limit)
-    if notes is None:  # the user's text leaves little room: a short section, else leave it alone
-        notes = merge_note(state.notes, note_section(d, limit=400), state.note_limit)
-    labels = None
+    labels, tag = None, None
     if state.labels is not None:
-        mine = state.keys.get("diag_regime")  # the regime tag tracker-diag itself added before
-        kept = [t for t in state.labels if not (t == mine and mine in REGIMES and t != d.regime)]
-        wanted = tuple(kept + ([d.regime] if d.regime not in kept else []))
+        wanted, tag = _labels(state, d)
         labels = wanted if wanted != tuple(state.labels) else None
-    gap = d.acc_gap if state.has_metric and d.acc_gap is not None and state.acc_gap_metric != d.acc_gap else None
+    notes = _notes(state, d, tag)
+    if notes is None:  # no room to record which tag is ours: leave the tags as they are
+        labels = None
+    gap = None
+    if state.has_metric:
+        if d.acc_gap is not None and state.acc_gap_metric != d.acc_gap:
+            gap = d.acc_gap
+        elif d.acc_gap is None and state.acc_gap_metric is not None and not math.isnan(state.acc_gap_metric):
+            gap = math.nan  # the gap became unknown: the metric says so too (a NaN matches no filter)
     return Patch(new, stale, notes if notes is not None and notes != state.notes else None, labels, gap)
 
 

@@ -22,8 +22,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from tracker_diag.errors import ConnectorError, MissingExtraError, need
+from tracker_diag.connectors.guard import Guard, kind_of
+from tracker_diag.errors import ConnectorError, MissingExtraError, Unreachable, need
 from tracker_diag.model import RunRef
+from tracker_diag.text import redact, strip_userinfo
 from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, Patch, RunState
 
 try:  # cheap: the mlflow package itself is imported only when the client is needed
@@ -44,12 +46,20 @@ def _mlflow_error():
 
 
 @contextmanager
-def _translated(what: str, run_id: str | None = None):
+def _translated(what: str, run_id: str | None = None, transient: bool = False):
     """MLflow's errors at this boundary become one ConnectorError saying what failed."""
     try:
         yield
     except _mlflow_error() as exc:  # evaluated only when something was raised
-        raise ConnectorError(f"{what} failed: {exc.message}", run_id) from exc
+        raise ConnectorError(f"{what} failed: {exc.message}", run_id, transient=transient) from exc
+    except OSError as exc:
+        raise ConnectorError(f"{what} failed: {exc}", run_id, transient=transient) from exc
+
+
+# A tracking server that stopped answering costs seconds, not MLflow's default 7 retries with
+# backoff x2 (255 s per request): our defaults, unless the user set MLflow's own variables.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def _schema_head() -> str | None:
@@ -114,6 +124,11 @@ class MlflowBackend:
         self.statuses = {"FINISHED", "FAILED", "KILLED"} | ({"RUNNING"} if include_running else set())
         self.workers = workers
         self._client = None
+        self.guard = Guard(self._safe_uri())
+        if self._is_http():
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            self._probe()
         self._engine = self._sql_engine()
         try:
             if self._engine is not None and not create:
@@ -137,14 +152,36 @@ class MlflowBackend:
     # -- set-up ---------------------------------------------------------------------------------
 
     def _safe_uri(self) -> str:
-        """The URI without a password (postgresql://user:secret@host/db)."""
-        from urllib.parse import urlsplit, urlunsplit
+        """The URI without its userinfo (postgresql://user:secret@host/db -> postgresql://***@host/db)."""
+        return redact(self.uri)
 
-        parts = urlsplit(self.uri)
-        if not parts.password:
-            return self.uri
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    def _is_http(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    def _probe(self) -> None:
+        """One quick request before any real one: a server that is not there is exit 2 in
+        seconds, with the URI it tried (any HTTP answer, even 401 or 404, means reachable)."""
+        import requests  # mlflow's own dependency
+
+        try:
+            requests.get(self.uri.rstrip("/") + "/health", timeout=float(os.environ.get("TRACKER_DIAG_PROBE_TIMEOUT",
+                                                                                        "10")))
+        except requests.RequestException as exc:
+            raise Unreachable(f"cannot reach the MLflow server {self._safe_uri()}: {type(exc).__name__}; is it "
+                              "running, and is --tracking-uri right?") from exc
+
+    def _call(self, what: str, fn, run_id: str | None = None, *, read: bool = True):
+        """``fn()`` under the circuit breaker: a cut-off read is retried, errors translated;
+        a network failure is marked transient (the batch re-plans and retries a write)."""
+        try:
+            with _translated(what, run_id):
+                return self.guard.call(fn, retry_cut=read)
+        except Unreachable:
+            raise
+        except ConnectorError as exc:
+            if exc.__cause__ is not None and kind_of(exc.__cause__):
+                exc.transient = True
+            raise
 
     def describe(self) -> str:
         return f"{self._safe_uri()} · experiment(s) {', '.join(self.experiment_ids)}"
@@ -223,9 +260,8 @@ class MlflowBackend:
         view = _mlflow().entities.ViewType.ACTIVE_ONLY
         token, seen = None, set()
         while True:
-            with _translated(f"search_runs on {self._safe_uri()}"):
-                page = self.client.search_runs(self.experiment_ids, self.filter_string, run_view_type=view,
-                                               max_results=PAGE, page_token=token)
+            page = self._call(f"search_runs on {self._safe_uri()}", lambda t=token: self.client.search_runs(
+                self.experiment_ids, self.filter_string, run_view_type=view, max_results=PAGE, page_token=t))
             yield from page
             token = page.token
             if not token:
@@ -296,8 +332,8 @@ class MlflowBackend:
             last = rows[-1][0]
 
     def _url(self, exp_id, run_id) -> str:
-        if self.uri.startswith(("http://", "https://")):
-            return f"{self.uri.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
+        if self._is_http():
+            return f"{strip_userinfo(self.uri).rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
         return ""
 
     # -- reading ----------------------------------------------------------------------------------
@@ -305,7 +341,7 @@ class MlflowBackend:
     def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
         if self._engine is not None:
             reader = self._fetch_sql
-        elif self.uri.startswith(("http://", "https://")):
+        elif self._is_http():
             reader = self._fetch_bulk
         else:
             reader = self._fetch_client
@@ -344,6 +380,10 @@ class MlflowBackend:
         return out
 
     def _fetch_bulk(self, runs, keys) -> dict:
+        """get-history-bulk, one key and up to 100 runs per request, 8 in flight. A request
+        that fails is split until only the runs that truly fail are reported (their entry is
+        a ConnectorError); a run with more points of a key than one answer holds is paged
+        through get-history instead."""
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.rest_utils import http_request
 
@@ -354,68 +394,118 @@ class MlflowBackend:
                 by_key[k].append(r.run_id)
         jobs = [(k, chunk) for k, ids in by_key.items() for chunk in _chunked(ids, BULK_RUNS)]
 
-        def get(key: str, ids: list[str]) -> list[tuple]:
+        def request(key: str, ids: list[str]) -> list[dict]:
             params = [("run_id", i) for i in ids] + [("metric_key", key), ("max_results", BULK_ROWS)]
-            try:
+
+            def once():
                 resp = http_request(creds, "/ajax-api/2.0/mlflow/metrics/get-history-bulk", "GET", params=params,
-                                    max_retries=5, backoff_factor=1, timeout=120)
-            except (_mlflow_error(), OSError) as exc:
-                raise ConnectorError(f"get-history-bulk failed on {self._safe_uri()}: {exc}") from exc
-            if resp.status_code != 200:
-                raise ConnectorError(f"get-history-bulk answered HTTP {resp.status_code} on {self._safe_uri()}")
-            metrics = resp.json().get("metrics", [])
-            if len(metrics) >= BULK_ROWS:  # silently cut by the server: split and ask again
+                                    timeout=120)
+                if resp.status_code != 200:
+                    raise ConnectorError(f"get-history-bulk answered HTTP {resp.status_code} on {self._safe_uri()}")
+                return resp.json().get("metrics", [])
+            return self._call(f"get-history-bulk of {key!r} on {self._safe_uri()}", once)
+
+        def get(key: str, ids: list[str]) -> tuple[list[tuple], dict[str, ConnectorError]]:
+            try:
+                metrics = request(key, ids)
+            except Unreachable:
+                raise
+            except ConnectorError as exc:
                 if len(ids) == 1:
-                    raise ConnectorError(f"run {ids[0]} has over {BULK_ROWS} points of {key!r}", ids[0])
-                half = len(ids) // 2
-                return get(key, ids[:half]) + get(key, ids[half:])
-            return [(m["run_id"], key, m.get("step", 0), m.get("value"), 0) for m in metrics]
+                    return [], {ids[0]: ConnectorError(str(exc), ids[0])}
+                half = len(ids) // 2  # only the runs that truly fail are reported
+                (a, ea), (b, eb) = get(key, ids[:half]), get(key, ids[half:])
+                return a + b, {**ea, **eb}
+            if len(metrics) >= BULK_ROWS:  # cut by the server: split, and page through one run's history
+                if len(ids) > 1:
+                    half = len(ids) // 2
+                    (a, ea), (b, eb) = get(key, ids[:half]), get(key, ids[half:])
+                    return a + b, {**ea, **eb}
+                try:
+                    hist = self._call(f"reading {key!r} of run {ids[0]}",
+                                      lambda: self.client.get_metric_history(ids[0], key), ids[0])
+                except Unreachable:
+                    raise
+                except ConnectorError as exc:
+                    return [], {ids[0]: exc}
+                return [(ids[0], key, m.step, m.value, 0) for m in hist], {}
+            return [(m["run_id"], key, m.get("step", 0), m.get("value"), 0) for m in metrics], {}
 
         out: dict[str, dict] = defaultdict(dict)
         wanted = {r.run_id: set(keys.get(r.run_id, ())) for r in runs}
+        failed: dict[str, ConnectorError] = {}
         with ThreadPoolExecutor(self.workers) as pool:
-            for rows in pool.map(lambda job: get(*job), jobs):
+            for rows, errors in pool.map(lambda job: get(*job), jobs):
                 rows.sort(key=lambda r: r[0])  # the server answers one key: group by run, keep order
                 _collect(out, rows, wanted)
+                failed.update(errors)
+        for rid, exc in failed.items():
+            out[rid] = exc  # type: ignore[assignment]  # this run alone failed
         return out
 
     def _fetch_client(self, runs, keys) -> dict:
+        """One get_metric_history per run and key (pages through long histories itself); a run
+        whose read fails gets a ConnectorError as its entry and the others go on."""
         def get(rid_key):
             rid, key = rid_key
-            with _translated(f"reading {key!r} of run {rid}", rid):
-                return rid, key, self.client.get_metric_history(rid, key)
+            try:
+                return rid, key, self._call(f"reading {key!r} of run {rid}",
+                                            lambda: self.client.get_metric_history(rid, key), rid)
+            except Unreachable:
+                raise
+            except ConnectorError as exc:
+                return rid, key, exc
 
         out: dict[str, dict] = defaultdict(dict)
+        failed: dict[str, ConnectorError] = {}
         jobs = [(r.run_id, k) for r in runs for k in keys.get(r.run_id, ())]
         with ThreadPoolExecutor(self.workers) as pool:
             for rid, key, hist in pool.map(get, jobs):
+                if isinstance(hist, ConnectorError):
+                    failed[rid] = hist
+                    continue
                 out[rid][key] = (np.array([m.step for m in hist], float), np.array([m.value for m in hist], float))
+        for rid, exc in failed.items():
+            out[rid] = exc  # type: ignore[assignment]
         return out
 
     # -- writing ----------------------------------------------------------------------------------
 
     def state(self, run: RunRef) -> RunState:
-        """From the listing's snapshot: MLflow sets tags key by key, so only the description
-        (a whole value) can race with a user's edit (issue 11 re-reads it)."""
-        tags = {k: v for k, v in run.tags.items() if k != NOTE_TAG}
-        return RunState(tags, run.tags.get(NOTE_TAG, ""), NOTE_LIMIT, acc_gap_metric=run.extra.get("diag_acc_gap"),
-                        has_metric=True)
+        """Re-read just before writing (one get_run): a user's edit of the description since
+        the listing is kept, and a run another tracker-diag wrote meanwhile plans to nothing."""
+        fresh = self._call(f"re-reading run {run.run_id}", lambda: self.client.get_run(run.run_id), run.run_id)
+        tags = {k: v for k, v in fresh.data.tags.items() if k in TAG_KEYS}
+        return RunState(tags, fresh.data.tags.get(NOTE_TAG, ""), NOTE_LIMIT,
+                        acc_gap_metric=fresh.data.metrics.get("diag_acc_gap"), has_metric=True)
 
     def apply(self, run: RunRef, state: RunState, patch: Patch, plot=None) -> None:
-        """One log_batch with the tags, the description and the metric; then stale tags go."""
+        """Make the run say the patch, ``diag_checked`` last: one log_batch when nothing is to
+        be deleted (atomic in MLflow's stores); else the tags with ``diag_checked`` set to
+        ``pending``, the deletes, then ``diag_checked``, so that a write cut off half-way
+        leaves a run that is not current and the next pass finishes it."""
         entities = _mlflow().entities
         tags = dict(patch.set)
         if patch.notes is not None:
             tags[NOTE_TAG] = patch.notes
         ts = int(time.time() * 1000)
         metrics = [entities.Metric("diag_acc_gap", float(patch.acc_gap), ts, 0)] if patch.acc_gap is not None else []
-        with _translated(f"writing to run {run.run_id}", run.run_id):
-            if plot is not None:  # first: a failed upload leaves the run as it was
-                self._attach(run.run_id, plot())
-            self.client.log_batch(run.run_id, metrics=metrics, tags=[entities.RunTag(k, v) for k, v in tags.items()])
-            for key in patch.delete:
-                self.client.delete_tag(run.run_id, key)
-
+        checked = tags.pop("diag_checked", None) if patch.delete else None
+        if patch.delete:
+            tags["diag_checked"] = "pending"
+        what, rid = f"writing to run {run.run_id}", run.run_id
+        if plot is not None:  # first: a failed upload leaves the run as it was
+            png = plot()
+            self._call(what, lambda: self._attach(rid, png), rid, read=False)
+        self._call(what, lambda: self.client.log_batch(rid, metrics=metrics, tags=[entities.RunTag(k, v)
+                                                                                    for k, v in tags.items()]),
+                   rid, read=False)
+        for key in patch.delete:
+            self._call(what, lambda k=key: self.client.delete_tag(rid, k), rid, read=False)
+        if patch.delete:
+            self._call(what, lambda: self.client.set_tag(rid, "diag_checked", checked or state.keys.get("diag_checked",
+                                                                                                        "")), rid,
+                       read=False)
 
     def _attach(self, run_id: str, png: bytes) -> None:
         import tempfile

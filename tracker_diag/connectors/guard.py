@@ -1,0 +1,112 @@
+"""How a connector talks to a tracker that may be slow, flaky or gone.
+
+- :func:`kind_of` sorts an exception: ``"cut"`` (a response cut off mid-body, a connection
+  reset: safe to retry a read), ``"down"`` (refused, timed out, 5xx or 429 after the
+  client's own retries), or ``None`` (an answer: a 4xx, a bad request: not the network).
+- :class:`Guard` is one backend's retry budget and circuit breaker, shared by every thread:
+  a read cut off is retried a few times with backoff; after ``trip`` network failures in a
+  row every further call raises :class:`Unreachable` at once, so a dead server costs
+  seconds, not hours, and the batch says what it did not attempt (the batch's own
+  ``deadline`` bounds the whole run).
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tracker_diag.errors import Unreachable
+
+T = TypeVar("T")
+# exception type names (requests, urllib3, http.client) and phrases of their messages
+_CUT_TYPES = ("IncompleteRead", "ChunkedEncodingError", "ProtocolError", "ContentDecodingError", "RemoteDisconnected")
+_CUT_WORDS = ("IncompleteRead", "Connection broken", "Connection reset", "Connection aborted", "RemoteDisconnected")
+_DOWN_TYPES = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "NewConnectionError", "MaxRetryError",
+               "RetryError")
+_DOWN_WORDS = ("Max retries exceeded", "Connection refused", "timed out", "Failed to establish", "error responses",
+               "Name or service not known", "Temporary failure in name resolution")
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+
+
+def kind_of(exc: BaseException) -> str | None:
+    """'cut', 'down' or None (see the module docstring), from the exception and its causes."""
+    for e in _chain(exc):
+        if isinstance(e, http.client.IncompleteRead | ConnectionResetError | BrokenPipeError
+                      | http.client.RemoteDisconnected):
+            return "cut"
+        if isinstance(e, ConnectionRefusedError | TimeoutError):
+            return "down"
+    chain = list(_chain(exc))
+    names = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain)
+    if names & set(_CUT_TYPES) or any(w in text for w in _CUT_WORDS):
+        return "cut"
+    if names & set(_DOWN_TYPES) or any(w in text for w in _DOWN_WORDS):
+        return "down"
+    return None
+
+
+class Guard:
+    """One batch's circuit breaker and retry budget (thread-safe)."""
+
+    def __init__(self, where: str, *, trip: int = 3, read_retries: int = 3, backoff: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.where, self.trip, self.read_retries, self.backoff, self._sleep = where, trip, read_retries, backoff, sleep
+        self._lock = threading.Lock()
+        self._failures = 0
+        self.opened: str = ""  # why the breaker opened; "" while closed
+
+    def check(self) -> None:
+        """Raise Unreachable if no request should be made any more."""
+        if self.opened:
+            raise Unreachable(self.opened)
+
+    def _open(self, why: str) -> None:
+        with self._lock:
+            if not self.opened:
+                self.opened = f"{self.where} stopped answering ({why})"
+
+    def ok(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def failed(self, exc: BaseException) -> str | None:
+        """Count a failure; returns its kind. Opens the breaker after ``trip`` network failures in a row."""
+        kind = kind_of(exc)
+        if kind is None:
+            return None
+        with self._lock:
+            self._failures += 1
+            tripped = self._failures >= self.trip
+        if tripped:
+            self._open(f"{self._failures} network failures in a row, the last: {type(exc).__name__}")
+        return kind
+
+    def call(self, fn: Callable[[], T], *, retry_cut: bool = True) -> T:
+        """``fn()`` under the breaker; a cut-off response is retried (``retry_cut``: reads only)."""
+        attempt = 0
+        while True:
+            self.check()
+            try:
+                out = fn()
+            except Exception as exc:
+                kind = self.failed(exc)
+                if kind == "cut" and retry_cut and attempt < self.read_retries and not self.opened:
+                    attempt += 1
+                    self._sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                if self.opened:
+                    raise Unreachable(self.opened) from exc
+                raise
+            self.ok()
+            return out
