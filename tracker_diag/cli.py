@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import Counter
@@ -12,7 +13,7 @@ import click
 
 from tracker_diag import __version__, report
 from tracker_diag.batch import BatchResult, label
-from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
+from tracker_diag.errors import BusyError, ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
 from tracker_diag.model import ACTIONS, REGIMES, Thresholds
 from tracker_diag.text import printable
@@ -66,7 +67,10 @@ def common_options(f):
 
 
 def relabel_options(f):
-    """--force and --attach-plots, the same for every tracker."""
+    """--force, --attach-plots and --deadline, the same for every tracker."""
+    f = click.option("--deadline", type=click.FloatRange(min=1), metavar="SECONDS", envvar="TRACKER_DIAG_DEADLINE",
+                     help="Stop making requests after this long (exit 2, saying how many runs were written and how "
+                          "many not attempted; a rerun finishes them). Default: no limit ($TRACKER_DIAG_DEADLINE).")(f)
     f = click.option("--attach-plots", is_flag=True,
                      help="With --write: upload each changed run's diagnosis plot as tracker_diag/diagnosis.png.")(f)
     return click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")(f)
@@ -175,8 +179,13 @@ def _finish(batch: BatchResult, *, title: str, json_path: str | None, fail_on: t
     for line in footer:
         out(line)
     for r in batch.results:
-        if r.action == "failed":
+        if r.action == "failed" and not (batch.stopped and r.error.startswith("not attempted")):
             _echo(f"failed: {r.ref.run_name or r.ref.run_id}: {r.error}", err=True)
+    if batch.stopped:
+        written = sum(r.action == "written" for r in batch.results)
+        _echo(f"stopped: {batch.stopped}. {written} run(s) written, {batch.not_attempted} listed but not attempted, "
+              "the rest not listed; rerun to finish (runs already labelled are skipped)", err=True)
+        return EXIT_USAGE
     matched = sorted(r.diagnosis.regime for r in batch.results if r.diagnosis and r.diagnosis.regime in fail_on)
     if matched:
         _echo(f"--fail-on: {len(matched)} run(s) are {'/'.join(sorted(set(matched)))}", err=True)
@@ -244,15 +253,25 @@ def label_group():
     """
 
 
-def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, html_path, attach_plots, quiet):
+def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, html_path, attach_plots, quiet,
+                   deadline=None):
     """Connect, label with a progress bar, and exit 2 on a connection error; the same for every
-    tracker. Returns the backend, the batch and the footer's first lines."""
+    tracker. A --write holds a lock on the store and experiments (or project), so two writers
+    on one machine never write the same runs. Returns the backend, the batch and the footer."""
+    from tracker_diag.locks import exclusive, path_for
+
     try:
         backend = make_backend()
-        with closing(backend), _progress(not quiet, "labelling" if write else "dry run") as tick:
+        with closing(backend), contextlib.ExitStack() as stack:
+            if write:
+                where = backend.describe()
+                stack.enter_context(exclusive(path_for(f"{backend.source}:{where}"),
+                                              f"another tracker-diag --write is labelling {where}"))
+            tick = stack.enter_context(_progress(not quiet, "labelling" if write else "dry run"))
             batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
-                          write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write)
-    except (ConfigError, ConnectorError, MissingExtraError) as exc:
+                          write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write,
+                          deadline=deadline)
+    except (ConfigError, ConnectorError, MissingExtraError, BusyError) as exc:
         _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     return backend, batch, [] if write else ["dry run: nothing was written; add --write to tag the runs"]
@@ -263,7 +282,8 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @relabel_options
 @common_options
-def label_mlflow(write, force, attach_plots, keys, gap_threshold, json_path, html_path, fail_on, quiet, **source):
+def label_mlflow(write, force, attach_plots, deadline, keys, gap_threshold, json_path, html_path, fail_on, quiet,
+                 **source):
     """Label the runs of MLflow experiments and (with --write) tag them.
 
     Writes the tags diag_regime, diag_confidence, diag_acc_gap, diag_best_step, diag_flags,
@@ -283,7 +303,7 @@ def label_mlflow(write, force, attach_plots, keys, gap_threshold, json_path, htm
     backend, batch, footer = _label_tracker(lambda: build("mlflow", source), keys=keys,
                                             thresholds=_thresholds(gap_threshold), write=write, force=force,
                                             workers=source["workers"], html_path=html_path,
-                                            attach_plots=attach_plots, quiet=quiet)
+                                            attach_plots=attach_plots, quiet=quiet, deadline=deadline)
     footer.append("In the MLflow UI, filter with:  tags.diag_regime = 'overfitting'   "
                   "(or metrics.diag_acc_gap > 0.2)")
     sys.exit(_finish(batch, title=f"tracker-diag · {backend.describe()}", json_path=json_path,
@@ -297,8 +317,8 @@ def label_mlflow(write, force, attach_plots, keys, gap_threshold, json_path, htm
 @click.option("--write", is_flag=True, help="Tag the runs and write the diag_* summary keys and notes.")
 @relabel_options
 @common_options
-def label_wandb(offline_dir, write, force, attach_plots, keys, gap_threshold, json_path, html_path, fail_on, quiet,
-                **source):
+def label_wandb(offline_dir, write, force, attach_plots, deadline, keys, gap_threshold, json_path, html_path, fail_on,
+                quiet, **source):
     """Label the runs of a W&B project and (with --write) tag them.
 
     Reads WANDB_API_KEY, WANDB_BASE_URL, WANDB_ENTITY and WANDB_PROJECT. Every key's
@@ -323,7 +343,7 @@ def label_wandb(offline_dir, write, force, attach_plots, keys, gap_threshold, js
 
     backend, batch, footer = _label_tracker(lambda: build("wandb", source), keys=keys, thresholds=th, write=write,
                                             force=force, workers=source["workers"], html_path=html_path,
-                                            attach_plots=attach_plots, quiet=quiet)
+                                            attach_plots=attach_plots, quiet=quiet, deadline=deadline)
     sampled = sum(bool(r.ref.extra.get("history", {}).get("sampled")) for r in batch.results)
     if sampled:
         from tracker_diag.connectors.wandb import SAMPLES
@@ -507,8 +527,31 @@ def demo(tracking_uri, n_runs, seed):
     sys.exit(code)
 
 
+def _redact_logs() -> None:
+    """Log records of every library (MLflow's retries, urllib3's warnings) pass through
+    printable(): no URI userinfo, no control character reaches stderr or a log file."""
+    import logging
+
+    make = logging.getLogRecordFactory()
+    if getattr(make, "tracker_diag", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not format: logging reports that itself
+            return record
+        record.msg, record.args = printable(message, newlines=True), ()
+        return record
+
+    factory.tracker_diag = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` for tests (defaults to sys.argv)."""
+    _redact_logs()
     try:
         cli.main(args=argv, prog_name="tracker-diag", standalone_mode=True)
     except TrackerDiagError as exc:  # anything a command did not translate itself

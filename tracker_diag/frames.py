@@ -82,6 +82,16 @@ def split_runs(frame) -> Iterator[tuple[str, dict[str, tuple[np.ndarray, np.ndar
     key_codes, key_names = _codes(frame["key"], pd)
     steps = frame["step"].to_numpy(dtype=float, na_value=np.nan)
     values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+    blank = (run_codes < 0) | (key_codes < 0)  # a missing run id or key (NaN/None) has code -1
+    for names, codes in ((run_names, run_codes), (key_names, key_codes)):
+        empty = [i for i, n in enumerate(names) if not str(n).strip()]
+        if empty:
+            blank |= np.isin(codes, empty)
+    if blank.any():  # rows that belong to no run or no key are no curve (files say how many: normalise)
+        keep = ~blank
+        run_codes, key_codes, steps, values = run_codes[keep], key_codes[keep], steps[keep], values[keep]
+        if not len(run_codes):
+            return
     composite = run_codes.astype(np.int64) * max(len(key_names), 1) + key_codes
     if (composite[1:] < composite[:-1]).any():  # files and SQL reads usually come grouped already
         order = np.argsort(composite, kind="stable")

@@ -58,9 +58,15 @@ def normalise(frame: pd.DataFrame, origin: str = "") -> pd.DataFrame:
         frame["run_id"] = frame["run_name"]
     if "run_name" not in frame.columns:
         frame["run_name"] = frame["run_id"]
+    blank = _blank(frame["run_id"]) | _blank(frame["key"])
+    if blank.any():  # a row with no run id or no key belongs to no curve: skipped, and counted
+        frame = frame[~blank]
+        if not len(frame):
+            raise InputError("every row has an empty run id or key",
+                             origin or None)
     out = pd.DataFrame({
         "run_id": frame["run_id"].astype(str),
-        "run_name": frame["run_name"].astype(str),
+        "run_name": frame["run_name"].where(~_blank(frame["run_name"]), frame["run_id"]).astype(str),
         "key": frame["key"].astype(str),
         "step": pd.to_numeric(frame["step"], errors="coerce"),
         # "nan", "inf" and blanks become floats; words do not parse and become NaN
@@ -69,7 +75,12 @@ def normalise(frame: pd.DataFrame, origin: str = "") -> pd.DataFrame:
     bad_steps = out["step"].isna() & frame["step"].notna()
     if bad_steps.all() and len(out):
         raise InputError("column 'step' holds no numbers", origin or None)
+    out.attrs["blank_rows"] = int(blank.sum())
     return out
+
+
+def _blank(col: pd.Series) -> pd.Series:
+    return col.isna() | (col.astype(str).str.strip() == "")
 
 
 class FileBackend:
@@ -80,6 +91,8 @@ class FileBackend:
     def __init__(self, paths: list[str]):
         from tracker_diag.frames import split_runs
 
+        if not paths or any(not str(p).strip() for p in paths):
+            raise InputError("an empty path was given; name a metrics file or a W&B offline run directory")
         self.paths = paths
         self.warnings: list[str] = []
         frames = [self._read(p) for p in paths]
@@ -95,7 +108,10 @@ class FileBackend:
             from tracker_diag.connectors.wandb_offline import offline_frame
 
             return offline_frame([path], self.warnings)
-        return read_long(path)
+        frame = read_long(path)
+        if frame.attrs.get("blank_rows"):
+            self.warnings.append(f"{path}: {frame.attrs['blank_rows']} row(s) with an empty run id or key skipped")
+        return frame
 
     def close(self) -> None:
         """Nothing is held open: the files were read on load."""

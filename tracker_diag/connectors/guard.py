@@ -4,8 +4,8 @@
   reset: safe to retry a read), ``"down"`` (refused, timed out, 5xx or 429 after the
   client's own retries), or ``None`` (an answer: a 4xx, a bad request: not the network).
 - :class:`Guard` is one backend's retry budget and circuit breaker, shared by every thread:
-  a read cut off is retried a few times with backoff; after ``trip`` network failures in a
-  row every further call raises :class:`Unreachable` at once, so a dead server costs
+  a read cut off is retried a few times with backoff; after ``trip`` failures in a row of
+  the server not answering at all every further call raises :class:`Unreachable` at once, so a dead server costs
   seconds, not hours, and the batch says what it did not attempt (the batch's own
   ``deadline`` bounds the whole run).
 """
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from tracker_diag.errors import Unreachable
+from tracker_diag.text import redact
 
 T = TypeVar("T")
 # exception type names (requests, urllib3, http.client) and phrases of their messages
@@ -74,22 +75,24 @@ class Guard:
     def _open(self, why: str) -> None:
         with self._lock:
             if not self.opened:
-                self.opened = f"{self.where} stopped answering ({why})"
+                self.opened = redact(f"{self.where} stopped answering ({why})")
 
     def ok(self) -> None:
         with self._lock:
             self._failures = 0
 
     def failed(self, exc: BaseException) -> str | None:
-        """Count a failure; returns its kind. Opens the breaker after ``trip`` network failures in a row."""
+        """Count a failure; returns its kind. Opens the breaker after ``trip`` failures in a row
+        of the server not answering ("down"); a cut answer came from a live server and is retried."""
         kind = kind_of(exc)
-        if kind is None:
-            return None
+        if kind != "down":
+            return kind
         with self._lock:
             self._failures += 1
             tripped = self._failures >= self.trip
         if tripped:
-            self._open(f"{self._failures} network failures in a row, the last: {type(exc).__name__}")
+            last = " ".join(str(exc).split())[:300]
+            self._open(f"{self._failures} network failures in a row, the last: {type(exc).__name__}: {last}")
         return kind
 
     def call(self, fn: Callable[[], T], *, retry_cut: bool = True) -> T:

@@ -134,7 +134,8 @@ class MlflowBackend:
             if self._engine is not None and not create:
                 self.experiment_ids = self._resolve_experiments_sql(experiments or [], all_experiments)
             else:
-                self.experiment_ids = self._resolve_experiments(experiments or [], all_experiments, create)
+                self.experiment_ids = self.guard.call(  # a cut answer is retried: it looks names up first
+                    lambda: self._resolve_experiments(experiments or [], all_experiments, create))
         except ImportError as exc:  # a database URI whose driver is not installed
             raise ConnectorError(f"the database driver for {self._safe_uri()} is not installed: "
                                  f"pip install {exc.name or 'the driver'}") from exc
