@@ -12,7 +12,7 @@ Modes (each request draws from a seeded generator, so a run is reproducible):
 - ``cut``: forwarded, then the answer's body is cut in half and the connection closed
   (Content-Length still says the whole), as a proxy or a server crash cuts a response;
 - ``dead``: the listening socket is closed: connections are refused, as with a killed server;
-- ``fail:<text>``: requests whose path contains ``<text>`` get a 500 (e.g. ``fail:delete-tag``).
+- ``fail:<text>``: requests whose path contains ``<text>`` get a 500, no Retry-After (e.g. ``fail:delete-tag``).
 
 ``counts`` tells how many requests each mode hit, ``log`` the method and path of each one.
 Plain sockets and http.client: no dependency, one thread per connection.
@@ -141,7 +141,8 @@ class FaultProxy:
         if mode in ("429", "503") or mode.startswith("fail:"):
             status = 500 if mode.startswith("fail:") else int(mode)
             text = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "fault proxy"}'
-            conn.sendall(f"HTTP/1.1 {status} Fault\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            retry = "Retry-After: 1\r\n" if status != 500 else ""
+            conn.sendall(f"HTTP/1.1 {status} Fault\r\nContent-Type: application/json\r\n{retry}"
                          f"Content-Length: {len(text)}\r\n\r\n".encode() + text)
             return True
         if mode == "dead":

@@ -54,8 +54,11 @@ def sqlite_exp(new_store):
 
 
 @pytest.fixture
-def proxied(server):
-    """A fresh experiment on the session's server, reached through a fault proxy."""
+def proxied(server, monkeypatch):
+    """A fresh experiment on the session's server, reached through a fault proxy. MLflow's
+    backoff is off (factor 0) to keep the suite quick; scripts/fault_harness.py keeps
+    tracker-diag's defaults and measures the times they give."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     port = int(server.rsplit(":", 1)[1])
     with FaultProxy("127.0.0.1", port, seed=7) as proxy:
         client = MlflowClient(server)
