@@ -25,6 +25,7 @@ import random
 import socket
 import threading
 import time
+from typing import Self
 
 
 class FaultProxy:
@@ -43,7 +44,7 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._listen()
         return self
 

@@ -1,0 +1,214 @@
+"""Faults against a real `mlflow server`: does `tracker-diag label --write` hold up?
+
+    python scripts/fault_harness.py                 # 200 runs per mode, every mode
+    python scripts/fault_harness.py --runs 60 --modes cut,dead
+
+For each fault mode: a fresh experiment of ``--runs`` runs (user tags, params and
+descriptions; a third with accuracy curves, so a gap metric is written) on a real `mlflow
+server` (sqlite, 127.0.0.1), the loopback fault proxy of tests/fault_proxy.py in front of it,
+`tracker-diag label mlflow --write` run as a user runs it (a separate process, tracker-diag's
+default retry policy), while a user edits descriptions through the server directly. Passes
+are repeated until one exits 0 (at most 4). Then the store is checked against its snapshot:
+
+- lost: runs without a current label at the end;
+- edits lost: user edits made during the batch that are not in the description afterwards;
+- user data: runs whose tags/params outside tracker-diag's keys changed;
+- duplicates: runs with more than one diag_acc_gap point;
+- half-written: runs whose diag_checked is "pending" at the end;
+- first exit / first pass s: the first pass's exit code and time (a dead server: exit 2 fast).
+
+Modes: ok, 429 and 503 (30 % of requests, Retry-After 1), slow (30 %, 2 s each), cut (30 % of
+answers cut mid-body), dead (the proxy refuses all connections 3 s into the first pass, back
+for the next), kill (the real server is killed with SIGKILL 3 s in and restarted 5 s later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from fault_proxy import FaultProxy
+
+NOTE = "mlflow.note.content"
+MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: Path, port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("mlflow server did not start")
+
+
+def kill_and_restart(holder: list, db: Path, port: int) -> None:
+    """SIGKILL the real server, and start it again on the same port 5 s later."""
+    os.killpg(holder[0].pid, signal.SIGKILL)
+    holder[0].wait()
+    time.sleep(5)
+    holder[0] = start_server(db, port)
+
+
+def log_runs(client, exp: str, n: int, rng: np.random.Generator) -> list[str]:
+    from mlflow.entities import Metric, Param, RunTag
+
+    ids = []
+    x = np.arange(40, dtype=float)
+    for i in range(n):
+        kind = i % 3
+        curves = {"loss": 2 * np.exp(-x / 30) + 0.1 + rng.normal(0, 0.01, 40),
+                  "val_loss": (2 * np.exp(-x / 33) + 0.2) if kind != 1 else 0.6 + 0.001 * (x - 10) ** 2}
+        if kind == 2:
+            curves |= {"accuracy": 0.9 - 0.5 * np.exp(-x / 30), "val_accuracy": 0.6 - 0.3 * np.exp(-x / 30)}
+        run = client.create_run(exp, run_name=f"run-{i}", tags={"team": "vision", "note": f"user tag {i}"})
+        rid = run.info.run_id
+        client.log_batch(rid, metrics=[Metric(k, float(v), 1000 + s, s) for k, vs in curves.items()
+                                       for s, v in enumerate(vs)],
+                         params=[Param("lr", str(0.01 * (i % 5 + 1)))],
+                         tags=[RunTag(NOTE, f"My notes for run {i}.\n<!-- tracker-diag --> a lone marker of mine")])
+        client.set_terminated(rid, "FINISHED")
+        ids.append(rid)
+    return ids
+
+
+def user_data(client, exp: str) -> dict:
+    return {r.info.run_id: ({k: v for k, v in r.data.tags.items() if not k.startswith("diag_") and k != NOTE},
+                            dict(r.data.params)) for r in client.search_runs([exp], max_results=5000)}
+
+
+class Editor(threading.Thread):
+    """A user editing descriptions (directly on the server) while tracker-diag writes."""
+
+    def __init__(self, client, ids: list[str], seed: int):
+        super().__init__(daemon=True)
+        self.client, self.ids, self.rng = client, ids, random.Random(seed)
+        self.stop = threading.Event()
+        self.edits: dict[str, str] = {}
+
+    def run(self) -> None:
+        from tracker_diag.writeback import our_section
+
+        while not self.stop.is_set():
+            rid = self.rng.choice(self.ids)
+            try:
+                note = self.client.get_run(rid).data.tags.get(NOTE, "")
+                span = our_section(note)
+                user = note[:span[0]] if span else note
+                text = f"{user.rstrip()}\nedit {len(self.edits)}\n\n"
+                self.client.set_tag(rid, NOTE, text + (note[span[0]:span[1]] if span else ""))
+                self.edits[rid] = text.rstrip()
+            except Exception:  # noqa: BLE001 - the server may be down in this mode: try again
+                time.sleep(0.2)
+            time.sleep(0.05)
+
+
+def one_mode(mode: str, n: int, seed: int) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    from tracker_diag.model import ANALYZER_VERSION
+
+    tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-faults-"))
+    port = free_port()
+    holder = [start_server(tmp / "mlflow.db", port)]  # the kill mode replaces it
+    direct = f"http://127.0.0.1:{port}"
+    client = MlflowClient(direct)
+    exp_name = f"faults-{mode}"
+    exp = client.create_experiment(exp_name)
+    with contextlib.redirect_stdout(io.StringIO()):  # mlflow prints a "View run" line per run ended
+        ids = log_runs(client, exp, n, np.random.default_rng(seed))
+    before = user_data(client, exp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["XDG_CACHE_HOME"] = str(tmp / "cache")
+    out: dict = {"mode": mode, "runs": n}
+    with FaultProxy("127.0.0.1", port, seed=seed) as proxy:
+        editor = Editor(client, ids, seed)
+        editor.start()
+        passes = []
+        for attempt in range(4):
+            if attempt == 0 and mode in ("429", "503", "slow", "cut"):
+                proxy.mode, proxy.rate, proxy.delay = mode, 0.3, 2.0
+            timers = []
+            if attempt == 0 and mode == "dead":
+                timers.append(threading.Timer(3, proxy.kill))
+            if attempt == 0 and mode == "kill":
+                timers.append(threading.Timer(3, kill_and_restart, args=(holder, tmp / "mlflow.db", port)))
+            for t in timers:
+                t.start()
+            t0 = time.monotonic()
+            p = subprocess.run([sys.executable, "-m", "tracker_diag", "label", "mlflow", "--tracking-uri", proxy.url,
+                                "-e", exp_name, "--write", "-q"], env=env, capture_output=True, text=True,
+                               check=False)
+            passes.append((p.returncode, time.monotonic() - t0))
+            for t in timers:
+                t.join()
+            if mode == "dead":
+                proxy.revive()
+            proxy.mode = "ok"
+            if p.returncode == 0:
+                break
+        editor.stop.set()
+        editor.join()
+    runs = {r.info.run_id: r for r in client.search_runs([exp], max_results=5000)}
+    out["first exit"], out["first pass s"] = passes[0][0], round(passes[0][1], 1)
+    out["passes"], out["total s"] = len(passes), round(sum(t for _, t in passes), 1)
+    out["lost"] = sum(r.data.tags.get("diag_version") != ANALYZER_VERSION or not r.data.tags.get("diag_checked")
+                      for r in runs.values())
+    out["half-written"] = sum(r.data.tags.get("diag_checked") == "pending" for r in runs.values())
+    out["user data"] = sum(user_data(client, exp).get(rid) != before[rid] for rid in ids)
+    out["edits lost"] = sum(not runs[rid].data.tags.get(NOTE, "").startswith(text)
+                            for rid, text in editor.edits.items())
+    out["edits"] = len(editor.edits)
+    out["duplicates"] = sum(len(client.get_metric_history(rid, "diag_acc_gap")) > 1
+                            for rid, r in runs.items() if "diag_acc_gap" in r.data.metrics)
+    os.killpg(holder[0].pid, signal.SIGTERM)
+    holder[0].wait(timeout=30)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    cols = ["mode", "runs", "first exit", "first pass s", "passes", "total s", "lost", "edits", "edits lost",
+            "user data", "duplicates", "half-written"]
+    print(" | ".join(cols))
+    print(" | ".join("---" for _ in cols))
+    for mode in a.modes.split(","):
+        row = one_mode(mode, a.runs, a.seed)
+        print(" | ".join(str(row[c]) for c in cols), flush=True)
+
+
+if __name__ == "__main__":
+    main()
