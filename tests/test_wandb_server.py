@@ -364,3 +364,23 @@ def test_attach_plots_uploads_only_for_changed_runs(wb, capsys):
     uploads = [q["variables"]["path"] for q in wb.requests if q["operation"] == "(upload)"]
     assert uploads == ["/upload/ent/proj/b/tracker_diag/diagnosis.png"] and b.files != first
     assert b.tags == ["overfitting"] and all(not q["errors"] for q in wb.requests)
+
+
+def test_a_users_own_regime_tag_is_never_removed_and_marker_look_alikes_in_notes_stay(wb, capsys):
+    """Issue 11, points 3 and 11, through the real SDK: the user tagged the run 'overfitting'
+    by hand before any label, and wrote a lone opening marker in the notes."""
+    from helpers import run_cli
+
+    from tracker_diag.writeback import BEGIN
+
+    notes = f"{BEGIN} my heading\nmy text after it"
+    _log(wb, "a", "overfitting", tags=["overfitting"], notes=notes)
+    assert run_cli(["label", "wandb", "ent/proj", "--write", "-q"], capsys)[0] == 0
+    (a,) = wb.runs[("ent", "proj")]
+    assert a.tags == ["overfitting"] and a.summary["diag_regime"] == "overfitting"
+    train, test = _curves("learning")  # new data: the run is now learning
+    a.history = [{"_step": i, "train/loss": float(t), "eval/loss": float(v)} for i, (t, v) in enumerate(zip(train, test))]
+    assert run_cli(["label", "wandb", "ent/proj", "--write", "-q"], capsys)[0] == 0
+    assert a.summary["diag_regime"] == "learning"
+    assert a.tags == ["overfitting", "learning"]  # the user's tag stays; the one tracker-diag added is learning
+    assert a.notes.startswith(notes + "\n\n" + BEGIN) and a.notes.count("tracker-diag: learning") == 1

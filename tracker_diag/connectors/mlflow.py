@@ -481,10 +481,13 @@ class MlflowBackend:
                         acc_gap_metric=fresh.data.metrics.get("diag_acc_gap"), has_metric=True)
 
     def apply(self, run: RunRef, state: RunState, patch: Patch, plot=None) -> None:
-        """Make the run say the patch, ``diag_checked`` last: one log_batch when nothing is to
-        be deleted (atomic in MLflow's stores); else the tags with ``diag_checked`` set to
-        ``pending``, the deletes, then ``diag_checked``, so that a write cut off half-way
-        leaves a run that is not current and the next pass finishes it."""
+        """Make the run say the patch, ``diag_checked`` last.
+
+        One log_batch when nothing is to be deleted (atomic in MLflow's stores); else the tags
+        with ``diag_checked`` set to ``pending``, the deletes, then ``diag_checked``, so that a
+        write cut off half-way leaves a run that is not current and the next pass finishes it.
+        A new description is written only if the one read is still there one round trip
+        before (else a transient error, and the batch re-plans from a fresh read)."""
         entities = _mlflow().entities
         tags = dict(patch.set)
         if patch.notes is not None:
@@ -498,6 +501,11 @@ class MlflowBackend:
         if plot is not None:  # first: a failed upload leaves the run as it was
             png = plot()
             self._call(what, lambda: self._attach(rid, png), rid, read=False)
+        if patch.notes is not None:  # MLflow has no conditional write: check right before it
+            now = self._call(f"re-reading run {rid}", lambda: self.client.get_run(rid), rid).data.tags.get(NOTE_TAG, "")
+            if now != state.notes:
+                raise ConnectorError(f"the description of run {rid} changed while it was being labelled; "
+                                     "read again", rid, transient=True)
         self._call(what, lambda: self.client.log_batch(rid, metrics=metrics, tags=[entities.RunTag(k, v)
                                                                                     for k, v in tags.items()]),
                    rid, read=False)
