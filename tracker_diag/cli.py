@@ -274,6 +274,9 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
     except (ConfigError, ConnectorError, MissingExtraError, BusyError) as exc:
         _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    if not batch.results and not batch.stopped:  # an empty success is said, not silent
+        scope = backend.scope() if hasattr(backend, "scope") else backend.describe()
+        _echo(f"no runs matched: searched {scope}", err=True)
     return backend, batch, [] if write else ["dry run: nothing was written; add --write to tag the runs"]
 
 

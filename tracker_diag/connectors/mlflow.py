@@ -125,6 +125,8 @@ class MlflowBackend:
         self.workers = workers
         self._client = None
         self.guard = Guard(self._safe_uri())
+        if not create:
+            self._sqlite_must_exist()
         if self._is_http():
             for name, value in HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
@@ -156,6 +158,20 @@ class MlflowBackend:
         """The URI without its userinfo (postgresql://user:secret@host/db -> postgresql://***@host/db)."""
         return redact(self.uri)
 
+    def _sqlite_must_exist(self) -> None:
+        """A missing sqlite file is an error, never a new empty store (MLflow would create one,
+        and a dry run must create nothing); the hint covers the slash one too few."""
+        if not self.uri.startswith("sqlite:///"):
+            return
+        raw = self.uri[len("sqlite:///"):].split("?", 1)[0]
+        if not raw or raw == ":memory:" or os.path.exists(raw):
+            return
+        here = os.path.abspath(raw)
+        hint = (f"; did you mean sqlite:////{raw}? (that file exists: four slashes for an absolute path)"
+                if not raw.startswith("/") and os.path.exists("/" + raw) else
+                "; sqlite:///x.db is relative to the working directory, sqlite:////abs/path/x.db absolute")
+        raise ConnectorError(f"no MLflow store at {here} (from {self._safe_uri()}){hint}")
+
     def _is_http(self) -> bool:
         return self.uri.startswith(("http://", "https://"))
 
@@ -186,6 +202,11 @@ class MlflowBackend:
 
     def describe(self) -> str:
         return f"{self._safe_uri()} · experiment(s) {', '.join(self.experiment_ids)}"
+
+    def scope(self) -> str:
+        """What a listing searched, for "no runs matched" (experiments, filter, statuses)."""
+        return (f"experiment(s) {', '.join(self.experiment_ids)} of {self._safe_uri()}, statuses "
+                f"{', '.join(sorted(self.statuses))}" + (f", filter {self.filter_string!r}" if self.filter_string else ""))
 
     def close(self) -> None:
         """Release the database connections of the SQL fast path."""

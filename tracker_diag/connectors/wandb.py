@@ -75,6 +75,11 @@ class WandbBackend:
     def describe(self) -> str:
         return self.path
 
+    def scope(self) -> str:
+        """What a listing searched, for "no runs matched" (project, states, filter)."""
+        return (f"project {self.path}, states {', '.join(sorted(self.states))}"
+                + (f", filter {json.dumps(self.filters)}" if self.filters else ""))
+
     def close(self) -> None:
         """Drop the listed runs kept for their history requests."""
         self._runs.clear()
