@@ -34,3 +34,26 @@ def test_zero_runs_matched_says_what_was_searched(new_store, capsys):
                               "params.lr = '0.1'"], capsys)
     assert code == 0 and "no runs matched: searched experiment(s) 1 of" in err
     assert "statuses FAILED, FINISHED, KILLED" in err and "filter \"params.lr = '0.1'\"" in err
+
+
+def test_the_table_is_in_severity_order_under_its_counts_and_fits_80_columns(tmp_path, monkeypatch, capsys):
+    import math
+
+    rows = ["run_id,key,step,value"]
+    shapes = {"a-learning": (lambda s: 2 * math.exp(-s / 30), lambda s: 2 * math.exp(-s / 33) + 0.1),
+              "b-diverging": (lambda s: 1 + s * 0.5, lambda s: 1 + s * 0.6),
+              "c-overfitting-with-a-very-long-run-name-that-goes-on-and-on-until-the-end": (
+                  lambda s: 2 * math.exp(-s / 5) + 0.01, lambda s: 0.6 + 0.001 * (s - 10) ** 2)}
+    for name, (tr, te) in shapes.items():
+        rows += [f"{name},loss,{s},{tr(s)}" for s in range(40)] + [f"{name},val_loss,{s},{te(s)}" for s in range(40)]
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(["diagnose", str(path)], capsys)
+    lines = out.splitlines()
+    assert code == 0 and all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert lines[1].startswith("3 runs, 1 learning, 1 overfitting, 1 diverging")  # the counts on top
+    body = [line for line in lines if line.startswith("│")]
+    order = [next(r for r in ("diverging", "overfitting", "learning") if r in line) for line in body]
+    assert order == ["diverging", "overfitting", "learning"]
+    assert any("│ c-ove…" in line and "-end │" in line for line in body)  # cut in the middle

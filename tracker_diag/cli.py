@@ -118,32 +118,64 @@ def _console(err: bool = False):
 
     stream = sys.stderr if err else sys.stdout
     # In a pipe, rich would wrap at 80 columns; a log file reads better with whole rows.
-    return Console(stderr=err, highlight=False, soft_wrap=False, width=None if stream.isatty() else 160)
+    wide = stream.isatty() or os.environ.get("COLUMNS")
+    return Console(stderr=err, highlight=False, soft_wrap=False, width=None if wide else 160)
+
+
+SEVERITY = ("diverging", "overfitting", "data_issue", "plateau", "insufficient_data", "learning")
+_SURE = {"high": 0, "medium": 1, "low": 2}
+
+
+def severity_order(results):
+    """Failed runs first, then diverging, overfitting, data_issue, plateau, insufficient_data,
+    learning; surest first within a regime, then by name."""
+    def key(r):
+        d = r.diagnosis
+        rank = -1 if d is None else SEVERITY.index(d.regime) if d.regime in SEVERITY else len(SEVERITY)
+        return rank, _SURE.get(d.confidence, 3) if d else 0, r.ref.run_name or r.ref.run_id
+    return sorted(results, key=key)
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters (run names differ at both ends)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def _print_table(batch: BatchResult, title: str) -> None:
-    """Cells are rich Text, never markup: a run named ``bad[/]name`` or ``[link=…]`` prints as is."""
+    """Cells are rich Text, never markup: a run named ``bad[/]name`` or ``[link=…]`` prints as is.
+    Rows in severity order under the counts; names cut in the middle to fit the terminal."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(printable(title)), title_justify="left")
-    for col in ("run", "regime", "confidence", "acc gap", "best step", "flags", "action"):
-        table.add_column(col, overflow="fold")
-    for r in batch.results:
+    console = _console()
+    room = max(12, min(48, console.width - 68))  # the other columns need about 68 at 80 columns
+    rows = []
+    for r in severity_order(batch.results):
         d = r.diagnosis
         regime = d.regime if d else "—"
         gap = "" if not d or d.acc_gap is None else f"{round(d.acc_gap, 3) + 0.0:.3f}"
         best = "" if not d or d.best_step is None else str(d.to_dict()["best_step"])
         flags = ",".join(d.flags) if d else ""
         action = r.action + (f": {r.error}" if r.error else "")
-        name = r.ref.run_name or r.ref.run_id
+        name = middle(printable(r.ref.run_name or r.ref.run_id), room)
         if r.ref.run_name and r.ref.run_name != r.ref.run_id:
-            name = f"{r.ref.run_name} ({r.ref.run_id[:8]})"
+            name = f"{middle(printable(r.ref.run_name), max(room - 11, 6))} ({r.ref.run_id[:8]})"
         sure = "" if not d else d.confidence + (f" (or {d.runner_up})" if d.runner_up else "")
         cells = [Text(printable(c)) for c in (name, regime, sure, gap, best, flags, action)]
         cells[1].stylize(REGIME_STYLE.get(regime, ""))
+        rows.append(cells)
+    table = Table(title=Text(printable(title) + "\n" + _summary_line(batch)), title_justify="left")
+    table.add_column("run", no_wrap=True, min_width=max((len(c[0]) for c in rows), default=3))
+    for col in ("regime", "confidence", "gap", "best"):  # gap: train-test accuracy; best: step of the best test loss
+        table.add_column(col, no_wrap=True)
+    table.add_column("flags", overflow="fold")
+    table.add_column("action", overflow="fold", min_width=7)
+    for cells in rows:
         table.add_row(*cells, end_section=False)
-    _console().print(table)
+    console.print(table)
 
 
 def _summary_line(batch: BatchResult) -> str:
@@ -555,6 +587,7 @@ def _redact_logs() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` for tests (defaults to sys.argv)."""
     _redact_logs()
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial MLflow database tables..."
     try:
         cli.main(args=argv, prog_name="tracker-diag", standalone_mode=True)
     except TrackerDiagError as exc:  # anything a command did not translate itself
