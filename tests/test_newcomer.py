@@ -57,3 +57,19 @@ def test_the_table_is_in_severity_order_under_its_counts_and_fits_80_columns(tmp
     order = [next(r for r in ("diverging", "overfitting", "learning") if r in line) for line in body]
     assert order == ["diverging", "overfitting", "learning"]
     assert any("│ c-ove…" in line and "-end │" in line for line in body)  # cut in the middle
+
+
+def test_the_readme_names_every_command_and_points_only_inside_the_repository():
+    import re
+    from pathlib import Path
+
+    from tracker_diag.cli import cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    commands = [f"{name} {sub}" if hasattr(cmd, "commands") else name
+                for name, cmd in cli.commands.items() for sub in (getattr(cmd, "commands", None) or [""])]
+    missing = [c.strip() for c in commands if f"tracker-diag {c.strip()}" not in readme]
+    assert not missing, missing
+    links = re.findall(r"\]\(([^)#]+)", readme)
+    root = Path(__file__).resolve().parents[1]
+    assert all(not link.startswith("..") and (link.startswith("http") or (root / link).exists()) for link in links), links
