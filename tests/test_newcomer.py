@@ -73,3 +73,33 @@ def test_the_readme_names_every_command_and_points_only_inside_the_repository():
     links = re.findall(r"\]\(([^)#]+)", readme)
     root = Path(__file__).resolve().parents[1]
     assert all(not link.startswith("..") and (link.startswith("http") or (root / link).exists()) for link in links), links
+
+
+@pytest.mark.server
+def test_the_printed_url_opens_the_filtered_runs_in_the_real_ui(server, capsys, tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from mlflow_helpers import log_run
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI_REQUIRES_BROWSER"):
+            pytest.fail("chromium is required here")
+        pytest.skip("chromium not installed (.ci/run installs it)")
+    client = MlflowClient(server)
+    exp = client.create_experiment("ui-link")
+    client.set_experiment_tag(exp, "mlflow.experimentKind", "custom_model_development")
+    for i, kind in enumerate(["overfitting", "learning", "overfitting", "plateau"]):
+        log_run(client, exp, kind, name=f"{kind}-run-{i}")
+    capsys.readouterr()
+    code, out, _ = run_cli(["label", "mlflow", "--tracking-uri", server, "-e", "ui-link", "--write", "-q"], capsys)
+    url = re.search(r"The overfitting runs:\s+(\S+)", out).group(1)
+    assert code == 0 and url.startswith(f"{server}/#/experiments/{exp}/runs?searchFilter=")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", f"--user-data-dir={tmp_path / 'chrome'}",
+                          "--virtual-time-budget=20000", "--window-size=1400,1000", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "overfitting-run-0" in dom and "overfitting-run-2" in dom, dom[-2000:]
+    assert "learning-run-1" not in dom and "plateau-run-3" not in dom

@@ -100,16 +100,25 @@ def tracker_options(name: str):
 
 
 @contextmanager
-def _progress(enabled: bool, what: str):
-    """A progress bar on a terminal (stderr), nothing in pipes or CI."""
+def _progress(enabled: bool, what: str, total: int | None = None):
+    """A progress bar on a terminal (stderr), nothing in pipes or CI; ``total`` when known."""
     if not enabled or not sys.stderr.isatty() or os.environ.get("CI"):
         yield lambda r: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                  TimeElapsedColumn(), transient=True, console=_console(err=True)) as bar:
-        task = bar.add_task(what, total=None)
+    columns = [SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+               TimeElapsedColumn(), *([TimeRemainingColumn()] if total else [])]
+    with Progress(*columns, transient=True, console=_console(err=True)) as bar:
+        task = bar.add_task(what, total=total)
         yield lambda r: bar.advance(task)
 
 
@@ -339,10 +348,19 @@ def label_mlflow(write, force, attach_plots, deadline, keys, gap_threshold, json
                                             thresholds=_thresholds(gap_threshold), write=write, force=force,
                                             workers=source["workers"], html_path=html_path,
                                             attach_plots=attach_plots, quiet=quiet, deadline=deadline)
-    footer.append("In the MLflow UI, filter with:  tags.diag_regime = 'overfitting'   "
-                  "(or metrics.diag_acc_gap > 0.2)")
+    footer += _mlflow_links(backend, batch, write)
     sys.exit(_finish(batch, title=f"tracker-diag · {backend.describe()}", json_path=json_path,
                      fail_on=fail_on, quiet=quiet, footer=footer, html_path=html_path))
+
+
+def _mlflow_links(backend, batch: BatchResult, write: bool) -> list[str]:
+    """After a write: a ready URL of the runs table filtered by the most severe regime found."""
+    found = {r.diagnosis.regime for r in batch.results if r.diagnosis}
+    regime = next((g for g in SEVERITY if g in found), "overfitting")
+    lines = [f"In the MLflow UI, filter with:  tags.diag_regime = '{regime}'   (or metrics.diag_acc_gap > 0.2)"]
+    if write and found:
+        lines += [f"The {regime} runs:  " + backend.ui_links(regime)[0], *backend.ui_links(regime)[1:]]
+    return lines
 
 
 @label_group.command(name="wandb")
@@ -540,7 +558,7 @@ def demo(tracking_uri, n_runs, seed):
     """
     try:
         from tracker_diag.connectors.mlflow import MlflowBackend
-        from tracker_diag.training.numpy_mlp import generate
+        from tracker_diag.training.numpy_mlp import iterate
         from tracker_diag.training.to_mlflow import log_runs
     except ImportError as exc:
         _echo(f"error: {MissingExtraError(exc.name or 'a demo dependency', 'demo')}", err=True)
@@ -549,16 +567,16 @@ def demo(tracking_uri, n_runs, seed):
         backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
         if backend.count_runs() < n_runs:
             _echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
-            log_runs(backend.client, backend.experiment_ids[0], generate(n_runs, seed=seed))
+            backend.mark_model_training()
+            with _progress(True, "training", total=n_runs) as tick:
+                log_runs(backend.client, backend.experiment_ids[0], iterate(n_runs, seed=seed), progress=tick)
         with _progress(True, "labelling") as tick:
             batch = label(backend, write=True, progress=tick)
     except (ConnectorError, MissingExtraError) as exc:
         _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     code = _finish(batch, title=f"tracker-diag demo · {backend.describe()}", json_path=None, fail_on=(),
-                   quiet=False, footer=[
-                       "Look at it:  mlflow ui --backend-store-uri " + backend.uri,
-                       "then filter the experiment 'tracker-diag-demo' with:  tags.diag_regime = 'overfitting'"])
+                   quiet=False, footer=["Look at it:", *backend.ui_links("overfitting")])
     sys.exit(code)
 
 

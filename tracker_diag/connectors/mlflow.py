@@ -203,6 +203,25 @@ class MlflowBackend:
     def describe(self) -> str:
         return f"{self._safe_uri()} · experiment(s) {', '.join(self.experiment_ids)}"
 
+    def ui_links(self, regime: str) -> list[str]:
+        """Where to look after a write: the runs table of each experiment filtered by ``regime``
+        (a server URI: its own UI; a database URI: the `mlflow ui` line that serves it)."""
+        from urllib.parse import quote
+
+        flt = quote(f"tags.diag_regime = '{regime}'", safe="")
+        if self._is_http():
+            base, lines = strip_userinfo(self.uri).rstrip("/"), []
+        else:
+            base, lines = "http://127.0.0.1:5000", [f"mlflow ui --backend-store-uri {self._safe_uri()}   then open:"]
+        return lines + [f"{base}/#/experiments/{e}/runs?searchFilter={flt}" for e in self.experiment_ids[:5]]
+
+    def mark_model_training(self) -> None:
+        """Tag the (demo's own) experiments as model training, so MLflow 3's UI opens them on
+        the runs table instead of the GenAI overview."""
+        for e in self.experiment_ids:
+            self._call(f"tagging experiment {e}", lambda e=e: self.client.set_experiment_tag(
+                e, "mlflow.experimentKind", "custom_model_development"))
+
     def scope(self) -> str:
         """What a listing searched, for "no runs matched" (experiments, filter, statuses)."""
         return (f"experiment(s) {', '.join(self.experiment_ids)} of {self._safe_uri()}, statuses "

@@ -14,6 +14,7 @@ Needs scikit-learn (``pip install 'tracker-diag[demo]'``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -256,10 +257,15 @@ def _log(convention: str, curves: dict, rng) -> list[tuple[str, float, float]]:
 
 def generate(n_runs: int = 120, seed: int = 0, causes=None) -> list[SampleRun]:
     """``n_runs`` runs, causes in round-robin, seeded and deterministic."""
+    return list(iterate(n_runs, seed, causes))
+
+
+def iterate(n_runs: int = 120, seed: int = 0, causes=None) -> Iterator[SampleRun]:
+    """The runs of :func:`generate`, trained one at a time as they are asked for (the demo
+    logs each as soon as it is trained, under a progress bar)."""
     causes = list(causes or CAUSES)
     data = _datasets()
     rng = np.random.default_rng(seed)
-    runs = []
     for i in range(n_runs):
         cause = causes[i % len(causes)]
         x_tr, y_tr, x_te, y_te, p = _settings(cause, rng, data)
@@ -271,5 +277,4 @@ def generate(n_runs: int = 120, seed: int = 0, causes=None) -> list[SampleRun]:
         rows = _log(convention, curves, rng)
         frame = pd.DataFrame(rows, columns=["key", "step", "value"])
         frame.insert(0, "run_id", run_id)
-        runs.append(SampleRun(run_id, f"{cause}-{p['dataset']}-{i}", cause, EXPECTED[cause], convention, p, frame))
-    return runs
+        yield SampleRun(run_id, f"{cause}-{p['dataset']}-{i}", cause, EXPECTED[cause], convention, p, frame)

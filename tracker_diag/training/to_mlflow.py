@@ -10,9 +10,10 @@ from tracker_diag.training import SampleRun
 LOG_BATCH = 1000  # MLflow's log_batch takes at most 1,000 metrics per call
 
 
-def log_runs(client, experiment_id: str, runs: Iterable[SampleRun]) -> int:
+def log_runs(client, experiment_id: str, runs: Iterable[SampleRun], progress=None) -> int:
     """Create one finished MLflow run per sample run (its curves, params and cause tag) in
-    ``experiment_id`` through ``client`` (an ``MlflowClient``); returns how many were logged."""
+    ``experiment_id`` through ``client`` (an ``MlflowClient``); returns how many were logged.
+    ``progress(run)`` is called after each one."""
     from mlflow.entities import Metric, Param
 
     ts0 = int(time.time() * 1000)
@@ -26,4 +27,6 @@ def log_runs(client, experiment_id: str, runs: Iterable[SampleRun]) -> int:
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in r.params.items()])
         client.set_terminated(run.info.run_id, "FINISHED")
         n += 1
+        if progress is not None:
+            progress(r)
     return n
