@@ -180,12 +180,18 @@ class MlflowBackend:
         seconds, with the URI it tried (any HTTP answer, even 401 or 404, means reachable)."""
         import requests  # mlflow's own dependency
 
-        try:
-            requests.get(self.uri.rstrip("/") + "/health", timeout=float(os.environ.get("TRACKER_DIAG_PROBE_TIMEOUT",
-                                                                                        "10")))
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the MLflow server {self._safe_uri()}: {type(exc).__name__}; is it "
-                              "running, and is --tracking-uri right?") from exc
+        timeout = float(os.environ.get("TRACKER_DIAG_PROBE_TIMEOUT", "10"))
+        for attempt in range(3):
+            try:
+                requests.get(self.uri.rstrip("/") + "/health", timeout=timeout)
+                return
+            except requests.RequestException as exc:
+                if kind_of(exc) != "down":  # an answer, even one cut off: someone is there
+                    return
+                if attempt == 2:
+                    raise Unreachable(f"cannot reach the MLflow server {self._safe_uri()}: {type(exc).__name__}; "
+                                      "is it running, and is --tracking-uri right?") from exc
+                time.sleep(0.5 * (attempt + 1))
 
     def _call(self, what: str, fn, run_id: str | None = None, *, read: bool = True):
         """``fn()`` under the circuit breaker: a cut-off read is retried, errors translated;
