@@ -165,7 +165,8 @@ HOSTILE = ["bad[/]name", "[link=https://evil.example]click[/link]", "\x1b[2Jclea
            "\x1b]8;;https://evil.example\x07link\x1b]8;;\x07", "cr\rover", "bidi\u202eevil"]
 
 
-def test_markup_and_control_sequences_in_names_and_keys_print_inert(tmp_path, capsys):
+def test_markup_and_control_sequences_in_names_and_keys_print_inert(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that no name is cut in the middle
     x = np.arange(20, dtype=float)
     rows = ["run_id,key,step,value"]
     for i, name in enumerate(HOSTILE):
