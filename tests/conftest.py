@@ -30,6 +30,7 @@ def clean_environ(monkeypatch, tmp_path):
         if name.startswith(("MLFLOW_", "WANDB_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/default.db")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # --write locks, not in the developer's home
     monkeypatch.delenv("CI", raising=False)
 
 
