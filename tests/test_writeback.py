@@ -126,3 +126,13 @@ def test_a_stored_label_reads_back_with_its_figures():
                                                                          "high")
     old = diagnosis_from_keys({"diag_regime": "plateau", "diag_acc_gap": "n/a", "diag_confidence": "sure"})
     assert old.acc_gap is None and old.confidence == "low"
+
+
+def test_the_section_puts_the_advice_first_and_explains_each_flag_it_shows():
+    from tracker_diag.writeback import FLAG_MEANING, note_section
+
+    text = note_section(OVER)
+    lines = text.splitlines()
+    assert lines[3].startswith("Advice: ") and OVER.advice in lines[3]
+    assert f"- `oscillating`: {FLAG_MEANING['oscillating']}" in text
+    assert all(f not in text for f in FLAG_MEANING if f not in OVER.flags)

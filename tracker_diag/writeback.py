@@ -48,6 +48,19 @@ def _inert(text: str) -> str:
     return text.replace("<!--", "<!\u2060--").replace("-->", "--\u2060>")
 
 
+# What each flag means for the run it is on (the description section explains the ones it shows)
+FLAG_MEANING = {
+    "nonfinite": "some logged loss values are NaN or infinite",
+    "early_stopped": "the last point repeats the best one (a restored checkpoint, e.g. Keras restore_best_weights); "
+                     "it is left out of the trends",
+    "spikes": "a few points sit far off the curve; they are ignored for the regime",
+    "oscillating": "the curve jitters by over 5 % of its level from point to point; the trend is read through it",
+    "converged": "it improved, then flattened: training has done what it can at this setting",
+    "stalled": "it never clearly improved: the model did not learn at this setting",
+    "provisional": "the run is still running; the label is redone when it ends",
+}
+
+
 def note_section(d: Diagnosis, limit: int = 2000, tag: str | None = None) -> str:
     """The marked Markdown section: regime, evidence, advice; shortened to ``limit``.
 
@@ -55,7 +68,8 @@ def note_section(d: Diagnosis, limit: int = 2000, tag: str | None = None) -> str
     user had it already), so that a relabel replaces only that one.
     """
     sure = f"confidence {d.confidence}" + (f", close to {d.runner_up}" if d.runner_up else "")
-    lines = [BEGIN, f"**tracker-diag: {d.regime}** ({sure})" + (f" — {', '.join(d.flags)}" if d.flags else ""), ""]
+    lines = [BEGIN, f"**tracker-diag: {d.regime}** ({sure})" + (f" — {', '.join(d.flags)}" if d.flags else ""),
+             "", f"Advice: {d.advice}", ""]  # near the top: the UI shows a description's first lines uncollapsed
     facts = []
     if d.acc_gap is not None:
         facts.append(f"train−test accuracy gap {d.acc_gap:.3f}")
@@ -66,8 +80,11 @@ def note_section(d: Diagnosis, limit: int = 2000, tag: str | None = None) -> str
     if facts:
         lines += ["; ".join(facts), ""]
     lines += [f"- {_inert(r)}" for r in d.reasons]
+    meanings = [f"- `{f}`: {FLAG_MEANING[f]}" for f in d.flags if f in FLAG_MEANING]
+    if meanings:
+        lines += ["", "Flags:", *meanings]
     tail = [f"{TAG_RECORD}{tag} -->"] if tag is not None else []
-    lines += ["", f"Advice: {d.advice}", *tail, END]
+    lines += [*tail, END]
     text = "\n".join(lines)
     if len(text) > limit:
         head = "\n".join([BEGIN, f"**tracker-diag: {d.regime}**", "", f"Advice: {d.advice}"])
