@@ -213,7 +213,7 @@ class _Job:
                 if not exc.transient or attempt == WRITE_TRIES:
                     return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("the last attempt returns")  # pragma: no cover - the loop always returns
 
 
 def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,

@@ -359,7 +359,8 @@ def _mlflow_links(backend, batch: BatchResult, write: bool) -> list[str]:
     regime = next((g for g in SEVERITY if g in found), "overfitting")
     lines = [f"In the MLflow UI, filter with:  tags.diag_regime = '{regime}'   (or metrics.diag_acc_gap > 0.2)"]
     if write and found:
-        lines += [f"The {regime} runs:  " + backend.ui_links(regime)[0], *backend.ui_links(regime)[1:]]
+        first, *rest = backend.ui_links(regime)
+        lines += [f"The {regime} runs:  {first}", *rest]
     return lines
 
 

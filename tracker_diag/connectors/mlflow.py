@@ -46,14 +46,14 @@ def _mlflow_error():
 
 
 @contextmanager
-def _translated(what: str, run_id: str | None = None, transient: bool = False):
+def _translated(what: str, run_id: str | None = None):
     """MLflow's errors at this boundary become one ConnectorError saying what failed."""
     try:
         yield
     except _mlflow_error() as exc:  # evaluated only when something was raised
-        raise ConnectorError(f"{what} failed: {exc.message}", run_id, transient=transient) from exc
+        raise ConnectorError(f"{what} failed: {exc.message}", run_id) from exc
     except OSError as exc:
-        raise ConnectorError(f"{what} failed: {exc}", run_id, transient=transient) from exc
+        raise ConnectorError(f"{what} failed: {exc}", run_id) from exc
 
 
 # A tracking server that stopped answering costs seconds, not MLflow's default 7 retries with
@@ -452,6 +452,11 @@ class MlflowBackend:
                 return resp.json().get("metrics", [])
             return self._call(f"get-history-bulk of {key!r} on {self._safe_uri()}", once)
 
+        def halves(key: str, ids: list[str]) -> tuple[list[tuple], dict[str, ConnectorError]]:
+            half = len(ids) // 2
+            (a, ea), (b, eb) = get(key, ids[:half]), get(key, ids[half:])
+            return a + b, {**ea, **eb}
+
         def get(key: str, ids: list[str]) -> tuple[list[tuple], dict[str, ConnectorError]]:
             try:
                 metrics = request(key, ids)
@@ -460,14 +465,10 @@ class MlflowBackend:
             except ConnectorError as exc:
                 if len(ids) == 1:
                     return [], {ids[0]: ConnectorError(str(exc), ids[0])}
-                half = len(ids) // 2  # only the runs that truly fail are reported
-                (a, ea), (b, eb) = get(key, ids[:half]), get(key, ids[half:])
-                return a + b, {**ea, **eb}
+                return halves(key, ids)  # only the runs that truly fail are reported
             if len(metrics) >= BULK_ROWS:  # cut by the server: split, and page through one run's history
                 if len(ids) > 1:
-                    half = len(ids) // 2
-                    (a, ea), (b, eb) = get(key, ids[:half]), get(key, ids[half:])
-                    return a + b, {**ea, **eb}
+                    return halves(key, ids)
                 try:
                     hist = self._call(f"reading {key!r} of run {ids[0]}",
                                       lambda: self.client.get_metric_history(ids[0], key), ids[0])

@@ -30,6 +30,14 @@ class SampleRun:
     params: dict
     frame: pd.DataFrame = field(repr=False)
 
+    @classmethod
+    def from_rows(cls, run_id: str, run_name: str, cause: str, expected: str, convention: str, params: dict,
+                  rows: list[tuple[str, float, float]]) -> SampleRun:
+        """A run from its logged ``(key, step, value)`` rows."""
+        frame = pd.DataFrame(rows, columns=["key", "step", "value"])
+        frame.insert(0, "run_id", run_id)
+        return cls(run_id, run_name, cause, expected, convention, params, frame)
+
 
 def long_frame(runs: list[SampleRun]) -> pd.DataFrame:
     """All runs as one long-format frame with a ``run_name`` column."""

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from tracker_diag.training import SampleRun
 
@@ -274,7 +273,5 @@ def iterate(n_runs: int = 120, seed: int = 0, causes=None) -> Iterator[SampleRun
                            lr_decay=p["lr_decay"], stop_after=p["stop_after"], patience=p["patience"])
         convention = "no_validation" if cause == "no_validation" else CONVENTIONS[(i // len(causes)) % len(CONVENTIONS)]
         run_id = f"s{seed}-{i:04d}"
-        rows = _log(convention, curves, rng)
-        frame = pd.DataFrame(rows, columns=["key", "step", "value"])
-        frame.insert(0, "run_id", run_id)
-        yield SampleRun(run_id, f"{cause}-{p['dataset']}-{i}", cause, EXPECTED[cause], convention, p, frame)
+        yield SampleRun.from_rows(run_id, f"{cause}-{p['dataset']}-{i}", cause, EXPECTED[cause], convention, p,
+                                  _log(convention, curves, rng))

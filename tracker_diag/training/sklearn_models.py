@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
 
 from tracker_diag.training import SampleRun
 
@@ -400,7 +399,5 @@ def iterate(n_runs: int = 210, seed: int = 5, causes=None) -> Iterator[SampleRun
         styles = CLASS_STYLES if "train_acc" in log else REG_STYLES
         style = styles[(i // len(causes)) % len(styles)]
         run_id = f"c{seed}-{i:04d}"
-        frame = pd.DataFrame(_rows(style, log, out.get("spe", 1)), columns=["key", "step", "value"])
-        frame.insert(0, "run_id", run_id)
-        expected = CAUSES[cause][0]
-        yield SampleRun(run_id, f"{cause}-{i}", cause, expected, style, out.get("params", {}), frame)
+        yield SampleRun.from_rows(run_id, f"{cause}-{i}", cause, CAUSES[cause][0], style, out.get("params", {}),
+                                  _rows(style, log, out.get("spe", 1)))
