@@ -15,7 +15,7 @@ from tracker_diag import __version__, report
 from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import BusyError, ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
-from tracker_diag.model import ACTIONS, REGIMES, Thresholds
+from tracker_diag.model import ACTIONS, REGIMES, SEVERITY, Thresholds
 from tracker_diag.text import printable
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
@@ -131,7 +131,6 @@ def _console(err: bool = False):
     return Console(stderr=err, highlight=False, soft_wrap=False, width=None if wide else 160)
 
 
-SEVERITY = ("diverging", "overfitting", "data_issue", "plateau", "insufficient_data", "learning")
 _SURE = {"high": 0, "medium": 1, "low": 2}
 
 

@@ -11,6 +11,8 @@ ANALYZER_VERSION = "2"
 
 Regime = Literal["learning", "overfitting", "data_issue", "plateau", "diverging", "insufficient_data"]
 REGIMES: tuple[Regime, ...] = get_args(Regime)
+# the order the terminal table and the HTML report show runs in: what needs a person first
+SEVERITY: tuple[Regime, ...] = ("diverging", "overfitting", "data_issue", "plateau", "insufficient_data", "learning")
 Confidence = Literal["high", "medium", "low"]
 CONFIDENCES: tuple[Confidence, ...] = get_args(Confidence)
 Action = Literal["written", "unchanged", "dry-run", "failed"]  # what happened to a run (JSON "action")
