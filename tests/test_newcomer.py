@@ -30,7 +30,7 @@ def test_one_slash_too_few_is_caught_with_the_uri_that_was_meant(tmp_path, new_s
 def test_zero_runs_matched_says_what_was_searched(new_store, capsys):
     uri = new_store()
     MlflowClient(uri).create_experiment("empty")
-    code, out, err = run_cli(["label", "mlflow", "--tracking-uri", uri, "-e", "empty", "--filter",
+    code, _, err = run_cli(["label", "mlflow", "--tracking-uri", uri, "-e", "empty", "--filter",
                               "params.lr = '0.1'"], capsys)
     assert code == 0 and "no runs matched: searched experiment(s) 1 of" in err
     assert "statuses FAILED, FINISHED, KILLED" in err and "filter \"params.lr = '0.1'\"" in err
@@ -70,7 +70,7 @@ def test_the_readme_names_every_command_and_points_only_inside_the_repository():
                 for name, cmd in cli.commands.items() for sub in (getattr(cmd, "commands", None) or [""])]
     missing = [c.strip() for c in commands if f"tracker-diag {c.strip()}" not in readme]
     assert not missing, missing
-    links = re.findall(r"\]\(([^)#]+)", readme)
+    links = re.findall(r"\]\(([^)#]+)", readme) + re.findall(r'src="([^"]+)"', readme)
     root = Path(__file__).resolve().parents[1]
     assert all(not link.startswith("..") and (link.startswith("http") or (root / link).exists()) for link in links), links
 
@@ -100,6 +100,48 @@ def test_the_printed_url_opens_the_filtered_runs_in_the_real_ui(server, capsys, 
     dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'chrome'}",
                           "--virtual-time-budget=20000", "--window-size=1400,1000", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120).stdout
+                         capture_output=True, text=True, timeout=120, check=False).stdout
     assert "overfitting-run-0" in dom and "overfitting-run-2" in dom, dom[-2000:]
     assert "learning-run-1" not in dom and "plateau-run-3" not in dom
+
+
+def test_the_labelling_bar_knows_its_total_on_a_terminal(new_store, tmp_path):
+    """The SQL fast path counts the runs it will list in one query; the bar, on a terminal,
+    shows done/total. A running run (not listed by default) is not counted."""
+    import pty
+    import subprocess
+    import sys
+
+    from mlflow_helpers import log_run
+
+    from tracker_diag.connectors import build
+
+    uri = new_store()
+    client = MlflowClient(uri)
+    exp = client.create_experiment("bar")
+    for i, kind in enumerate(["learning", "overfitting", "plateau", "diverging", "learning"]):
+        log_run(client, exp, kind, name=f"r{i}")
+    log_run(client, exp, "learning", name="still-running", finish=False)
+    backend = build("mlflow", {"tracking_uri": uri, "experiments": ["bar"]})
+    try:
+        assert backend.total() == sum(1 for _ in backend.list_runs()) == 5
+    finally:
+        backend.close()
+    main, child = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"COLUMNS": "100", "TERM": "xterm"}
+    proc = subprocess.run([sys.executable, "-m", "tracker_diag", "label", "mlflow", "--tracking-uri", uri,
+                           "-e", "bar"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=child,
+                          env=env, timeout=120, check=False)
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.returncode == 0, seen[-2000:]
+    assert b"5/5" in seen and b"/?" not in seen, seen[-2000:]

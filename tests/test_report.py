@@ -165,6 +165,11 @@ def test_an_exploding_curve_is_drawn_on_a_log_scale_and_flattens_nothing(tmp_pat
     # the axes say where the curves are: min and max drawn, first and last step, and the real maximum
     for text in (f">{fmt(1.0)}<", f">{fmt(3.0)}<", ">0<", ">49<", f"max {fmt(2 * 1.3 ** 49)}<"):
         assert text in svg, text
+    # a curve that is merely far higher (train far below a flat test: overfitting) is not cut: both drawn, log scale
+    rows = [("high", "high", k, s, v) for s in steps for k, v in (("train_loss", 3e-3 / (s + 1)), ("test_loss", 0.24))]
+    pd.DataFrame(rows, columns=["run_id", "run_name", "key", "step", "value"]).to_csv(src, index=False)
+    svg = re.search(r'<svg class="mini".*?</svg>', render_html(label(FileBackend([str(src)]), keep_curves=True))).group(0)
+    assert "log scale" in svg and "leaves the chart" not in svg and f">{fmt(0.24)}<" in svg
     page_file = tmp_path / "boom.html"
     page_file.write_text(html)
     page, errors = _open(browser, f"file://{page_file}#run=boom", 1200, 900)

@@ -32,6 +32,9 @@ class Backend(Protocol):
     def list_runs(self) -> Iterable[RunRef]:
         """Every run to consider, streamed page by page."""
 
+    def total(self) -> int | None:
+        """How many runs ``list_runs`` will yield if that is cheap to know (for a progress bar), else None."""
+
     def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
         """Histories ``{key: (steps, values)}`` of ``keys[run_id]`` for a batch of runs.
 

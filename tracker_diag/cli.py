@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing, contextmanager
 
 import click
@@ -100,11 +100,14 @@ def tracker_options(name: str):
 
 
 @contextmanager
-def _progress(enabled: bool, what: str, total: int | None = None):
-    """A progress bar on a terminal (stderr), nothing in pipes or CI; ``total`` when known."""
+def _progress(enabled: bool, what: str, total: int | Callable[[], int | None] | None = None):
+    """A progress bar on a terminal (stderr), nothing in pipes or CI; ``total`` when known
+    (a callable, e.g. ``backend.total``, is asked only when the bar is shown)."""
     if not enabled or not sys.stderr.isatty() or os.environ.get("CI"):
         yield lambda r: None
         return
+    if callable(total):
+        total = total()
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -276,7 +279,7 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
         sys.exit(EXIT_USAGE)
     for line in backend.warnings:
         _echo(f"warning: {line}", err=True)
-    with closing(backend), _progress(not quiet, "analysing") as tick:
+    with closing(backend), _progress(not quiet, "analysing", total=backend.total) as tick:
         batch = label(backend, keys=keys, thresholds=th, progress=tick, keep_curves=bool(html_path))
     sys.exit(_finish(batch, title="tracker-diag", json_path=json_path, fail_on=fail_on, quiet=quiet,
                      html_path=html_path))
@@ -307,7 +310,8 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
                 where = backend.describe()
                 stack.enter_context(exclusive(path_for(f"{backend.source}:{where}"),
                                               f"another tracker-diag --write is labelling {where}"))
-            tick = stack.enter_context(_progress(not quiet, "labelling" if write else "dry run"))
+            tick = stack.enter_context(_progress(not quiet, "labelling" if write else "dry run",
+                                                 total=backend.total))
             batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
                           write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write,
                           deadline=deadline)
@@ -570,7 +574,7 @@ def demo(tracking_uri, n_runs, seed):
             backend.mark_model_training()
             with _progress(True, "training", total=n_runs) as tick:
                 log_runs(backend.client, backend.experiment_ids[0], iterate(n_runs, seed=seed), progress=tick)
-        with _progress(True, "labelling") as tick:
+        with _progress(True, "labelling", total=backend.total) as tick:
             batch = label(backend, write=True, progress=tick)
     except (ConnectorError, MissingExtraError) as exc:
         _echo(f"error: {exc}", err=True)

@@ -28,7 +28,8 @@ def fmt(v: float) -> str:
     """Three significant digits; exponent form for the very large and very small (as the tooltips)."""
     a = abs(v)
     if a and (a >= 1e5 or a < 1e-3):
-        return f"{v:.2e}"
+        mantissa, exponent = f"{v:.2e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent):+d}"
     return f"{float(f'{v:.3g}'):g}"
 
 
@@ -37,8 +38,8 @@ def _finite(curves: dict, roles) -> list[tuple[str, list, list]]:
 
 
 def _top(pairs) -> tuple[float, str | None]:
-    """The top of the small chart's y axis, and the curve cut there. One curve that climbs far
-    above the other (100 times its span) would flatten it: the axis then stops at twice the
+    """The top of the small chart's y axis, and the curve cut there. One curve that starts beside
+    the other and climbs far above it (100 times the other's span) would flatten it: the axis then stops at twice the
     other's span and the climbing curve leaves the chart there (as the trackers' "ignore
     outliers" does); the tooltip and the detail view keep its real values."""
     lo = min(y for _, _, ys in pairs for y in ys if y is not None)
@@ -48,7 +49,8 @@ def _top(pairs) -> tuple[float, str | None]:
         return hi, None
     (_, s_hi), (big, b_hi) = sorted(hi_of.items(), key=lambda kv: kv[1])
     span = max(s_hi - lo, 0.01 * abs(s_hi), 1e-12)
-    if b_hi - lo > 100 * span:
+    start = next(y for role, _, ys in pairs if role == big for y in ys if y is not None)
+    if b_hi - lo > 100 * span and start <= s_hi + span:  # it started beside the other, then climbed away
         return s_hi + span, big
     return hi, None
 
@@ -267,7 +269,7 @@ var ROLES=['train_loss','test_loss','train_acc','test_acc'];
 var L=+document.body.dataset.l, R=+document.body.dataset.r, T=+document.body.dataset.t, B=+document.body.dataset.b;
 function fmt(v){
   if(v===null||v===undefined||!isFinite(v)) return '\u2013';
-  var a=Math.abs(v); if(a&&(a>=1e5||a<1e-3)) return v.toExponential(2);
+  var a=Math.abs(v); if(a&&(a>=1e5||a<1e-3)) return v.toExponential(2).replace(/\.?0+e/,'e');
   return String(+v.toPrecision(3));
 }
 function el(name,attrs,text){
@@ -362,6 +364,7 @@ function chart(run,roles,title,log,w){
   var f=log?Math.log10:function(v){return v;};
   var x0=Math.min.apply(null,xs), x1=Math.max.apply(null,xs), y0=f(Math.min.apply(null,ys)), y1=f(Math.max.apply(null,ys));
   if(y0===y1){y0-=0.5; y1+=0.5;} if(x0===x1){x0-=0.5; x1+=0.5;}
+  var pad=(y1-y0)*0.04; y0-=pad; y1+=pad;  // no curve runs along the frame
   var sx=function(x){return DL+(x-x0)/(x1-x0)*(DW-DL-DR);}, sy=function(y){return DH-DB-(f(y)-y0)/(y1-y0)*(DH-DT-DB);};
   var svg=el('svg',{viewBox:'0 0 '+DW+' '+DH,role:'img','class':'detail','data-roles':roles.join(' ')});
   svg.appendChild(el('title',{},title+(log?' (log scale)':'')));

@@ -116,6 +116,9 @@ class FileBackend:
     def close(self) -> None:
         """Nothing is held open: the files were read on load."""
 
+    def total(self) -> int:
+        return len(self._runs)
+
     def list_runs(self) -> Iterator[RunRef]:
         for rid, name, hist in self._runs:
             yield RunRef(run_id=rid, run_name=str(name), source="file", metric_keys=tuple(hist))

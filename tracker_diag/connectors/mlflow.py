@@ -233,6 +233,23 @@ class MlflowBackend:
         return (f"experiment(s) {', '.join(self.experiment_ids)} of {self._safe_uri()}, statuses "
                 f"{', '.join(sorted(self.statuses))}" + (f", filter {self.filter_string!r}" if self.filter_string else ""))
 
+    def total(self) -> int | None:
+        """How many runs the listing will yield, when one cheap query says so (the SQL fast path);
+        None through the REST API, which has no count."""
+        if self._engine is None or self.filter_string:
+            return None
+        exp = ", ".join(f":e{i}" for i in range(len(self.experiment_ids)))
+        sts = ", ".join(f":s{i}" for i in range(len(self.statuses)))
+        bind = {**{f"e{i}": int(e) for i, e in enumerate(self.experiment_ids)},
+                **{f"s{i}": s for i, s in enumerate(sorted(self.statuses))}}
+        try:
+            with self._engine.connect() as con:
+                return int(con.execute(sa.text(
+                    f"SELECT COUNT(*) FROM runs WHERE experiment_id IN ({exp}) AND lifecycle_stage = 'active' "
+                    f"AND status IN ({sts})"), bind).scalar_one())
+        except sa.exc.SQLAlchemyError:
+            return None  # a progress bar without its total; the listing reports real errors
+
     def close(self) -> None:
         """Release the database connections of the SQL fast path."""
         if self._engine is not None:

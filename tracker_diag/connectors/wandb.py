@@ -84,6 +84,9 @@ class WandbBackend:
         """Drop the listed runs kept for their history requests."""
         self._runs.clear()
 
+    def total(self) -> None:
+        """Unknown before the listing (a count would cost a query per filter); the bar counts up."""
+
     def list_runs(self) -> Iterator:
         from tracker_diag.model import RunRef
 
