@@ -145,3 +145,20 @@ def test_the_labelling_bar_knows_its_total_on_a_terminal(new_store, tmp_path):
     os.close(main)
     assert proc.returncode == 0, seen[-2000:]
     assert b"5/5" in seen and b"/?" not in seen, seen[-2000:]
+
+
+def test_the_supported_ranges_in_the_readme_are_the_packaged_ones_and_ci_tests_their_lower_ends():
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    extras = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    oldest = dict(re.findall(r"^([a-z]+)==(\S+)", (root / ".ci" / "oldest.txt").read_text(), re.MULTILINE))
+    for name in ("mlflow", "wandb"):
+        (spec,) = [d[len(name):] for d in extras[name] if re.match(rf"{name}[<>=]", d)]
+        assert f"| `{spec}`" in readme, (name, spec)  # the README's range is the packaged one
+        low = re.search(r">=([\d.]+)", spec).group(1)
+        assert oldest[name].startswith(low) and f"{oldest[name]} (oldest" in readme  # and CI installs its lower end
+    assert ".ci/oldest.txt" in (root / ".ci" / "run").read_text()

@@ -157,6 +157,29 @@ STEP_WRITER = textwrap.dedent("""
 """)
 
 
+def _sdk_step_metric(path, key: str) -> str:
+    """The step metric the SDK's own (last) metric record gives ``key``: the SDK's decision, not
+    StepAxes' rule (the records framed by our reader, decoded by the SDK's protobuf)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from tracker_diag.connectors.wandb_offline import records
+
+    found = ""
+    for data in records(path, []):
+        rec = pb.Record()
+        rec.ParseFromString(data)
+        if rec.WhichOneof("record_type") == "metric" and rec.metric.name == key:
+            found = rec.metric.step_metric
+    return found
+
+
+def _wandb_before(version: str) -> bool:
+    import wandb
+    from packaging.version import Version
+
+    return Version(wandb.__version__) < Version(version)
+
+
 def test_offline_keys_on_their_step_metric(tmp_path):
     """define_metric as HF Trainer and Keras call it: the curves are read on train/global_step
     and epoch/epoch, not on the _step row counter (3 rows per epoch here)."""
@@ -176,7 +199,12 @@ def test_offline_keys_on_their_step_metric(tmp_path):
     run = read_offline_run(run_dir, [])
     steps = {k: sorted({s for key, s, _ in run.rows if key == k}) for k in ("train/loss", "eval/loss", "epoch/val_loss")}
     assert steps["train/loss"] == steps["eval/loss"] == [50.0 * (i + 1) for i in range(30)]
-    assert steps["epoch/val_loss"] == [float(i) for i in range(30)]
+    # wandb 0.31 writes only the globs and W&B takes the longer one (epoch/* -> epoch/epoch);
+    # wandb 0.23 wrote its own binding of each key, the first glob (* -> train/global_step): kept
+    axis = _sdk_step_metric(next(run_dir.glob("*.wandb")), "epoch/val_loss") or "epoch/epoch"
+    assert axis == "epoch/epoch" or (axis == "train/global_step" and _wandb_before("0.24"))
+    assert steps["epoch/val_loss"] == ([float(i) for i in range(30)] if axis == "epoch/epoch"
+                                       else [50.0 * (i + 1) for i in range(30)])
     (res,) = label(FileBackend([str(run_dir)]), keys={"train_loss": "train/loss", "test_loss": "eval/loss",
                                                       "train_acc": "train/accuracy", "test_acc": "eval/accuracy"}).results
     d = res.diagnosis

@@ -610,6 +610,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` for tests (defaults to sys.argv)."""
     _redact_logs()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial MLflow database tables..."
+    os.environ.setdefault("WANDB_SILENT", "true")  # the SDK's own "wandb: ERROR ..." lines repeat the error we print
     try:
         cli.main(args=argv, prog_name="tracker-diag", standalone_mode=True)
     except TrackerDiagError as exc:  # anything a command did not translate itself

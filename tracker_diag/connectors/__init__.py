@@ -121,7 +121,7 @@ def _files(values: dict):
 _RUNNING = "Also label running runs (marked provisional). Ended runs ({}) always are."
 REGISTRY: dict[str, BackendSpec] = {
     "mlflow": BackendSpec("mlflow", "MLflow experiments (a database URI, a tracking server, or files)", (
-        Option("tracking-uri", "Default: $MLFLOW_TRACKING_URI, else MLflow's own default (sqlite:///mlflow.db here).",
+        Option("tracking-uri", "Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here (MLflow 3's default).",
                envvar="MLFLOW_TRACKING_URI", metavar="URI"),
         Option("experiments", "Experiment name or id; repeat for several. Default: $MLFLOW_EXPERIMENT_NAME or "
                "'Default'.", kind="list", cli="--experiment", short="-e", metavar="NAME|ID"),

@@ -86,6 +86,12 @@ def _schema_head() -> str | None:
     heads = revs - downs
     return heads.pop() if len(heads) == 1 else None
 
+def _note_limit() -> int:
+    """The longest tag value the installed MLflow accepts: 8000 in 3.x, 5000 in 2.x."""
+    return min(NOTE_LIMIT, int(getattr(need("mlflow.utils.validation", "mlflow"), "MAX_TAG_VAL_LENGTH", NOTE_LIMIT)))
+
+
+DEFAULT_URI = "sqlite:///mlflow.db"
 NOTE_TAG = "mlflow.note.content"
 PLOT_DIR = "tracker_diag"  # the run's artifact tracker_diag/diagnosis.png
 PAGE = 1000  # search_runs' own maximum page size
@@ -118,7 +124,8 @@ class MlflowBackend:
     def __init__(self, tracking_uri: str | None = None, *, experiments: list[str] | None = None,
                  all_experiments: bool = False, filter_string: str | None = None, include_running: bool = False,
                  workers: int = 8, create: bool = False):
-        self.uri = tracking_uri or _mlflow().get_tracking_uri()
+        # MLflow 3's own default; MLflow 2 would pick ./mlruns, a file store tracker-diag does not read fast
+        self.uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
         self.filter_string = filter_string or ""
         # Ended runs, failed and killed ones too (a run that blew up often ends FAILED); RUNNING ones on request.
         self.statuses = {"FINISHED", "FAILED", "KILLED"} | ({"RUNNING"} if include_running else set())
@@ -541,7 +548,7 @@ class MlflowBackend:
         the listing is kept, and a run another tracker-diag wrote meanwhile plans to nothing."""
         fresh = self._call(f"re-reading run {run.run_id}", lambda: self.client.get_run(run.run_id), run.run_id)
         tags = {k: v for k, v in fresh.data.tags.items() if k in TAG_KEYS}
-        return RunState(tags, fresh.data.tags.get(NOTE_TAG, ""), NOTE_LIMIT,
+        return RunState(tags, fresh.data.tags.get(NOTE_TAG, ""), _note_limit(),
                         acc_gap_metric=fresh.data.metrics.get("diag_acc_gap"), has_metric=True)
 
     def apply(self, run: RunRef, state: RunState, patch: Patch, plot=None) -> None:

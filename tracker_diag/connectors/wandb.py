@@ -141,7 +141,7 @@ class WandbBackend:
         metrics = sorted({m for _, m in plan if m})
         specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in [*wanted, *metrics]]
         try:
-            answer = self._runs.pop(ref.run_id)._exec(_HISTORY, specs=specs)
+            answer = _query(self._runs.pop(ref.run_id), _HISTORY, specs=specs)
         except (ValueError, *wandb_errors()) as exc:
             return ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
         lists = (((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or []
@@ -188,9 +188,9 @@ class WandbBackend:
         if plot is not None:  # first: a failed upload leaves the run as it was
             self._attach(fresh, run.run_id, plot())
         with _translated(f"writing to run {run.run_id}", run.run_id):
-            fresh._exec(_UPSERT, id=fresh.storage_id, tags=tags,
-                        notes=patch.notes if patch.notes is not None else (fresh.notes or ""),
-                        summaryMetrics=json.dumps(new_summary, allow_nan=True))
+            _query(fresh, _UPSERT, id=fresh.storage_id, tags=tags,
+                   notes=patch.notes if patch.notes is not None else (fresh.notes or ""),
+                   summaryMetrics=json.dumps(new_summary, allow_nan=True))
 
 
     @staticmethod
@@ -250,6 +250,21 @@ def _numeric_keys(summary: dict, prefix: str = "") -> list[str]:
         elif _value(v) is not None:
             out.append(f"{prefix}{k}")
     return out
+
+
+def _query(run, query: str, **variables) -> dict:
+    """One GraphQL query about ``run``: wandb >= 0.24 takes the text (through its service),
+    older SDKs a parsed document (through their own client)."""
+    if hasattr(run, "_service_api"):
+        return run._exec(query, **variables)
+    from wandb_gql import gql
+
+    try:
+        return run._exec(gql(query), **variables)
+    except Exception as exc:  # their vendored gql client raises a bare Exception for a GraphQL error
+        if isinstance(exc, wandb_errors()):
+            raise
+        raise ValueError(str(exc)) from exc
 
 
 def _history_keys(attrs: dict) -> dict:
