@@ -9,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "tracker_diag"
 # a module may import only modules of a lower or equal layer (same layer: no cycles, checked below)
 LAYER = {"model": 0, "text": 0, "atomic": 0, "errors": 1, "locks": 2, "keys": 2, "frames": 2, "analyze": 3,
-         "writeback": 3, "params": 3, "plots": 3, "page": 5, "connectors": 4, "training": 4, "batch": 5, "report": 6,
+         "writeback": 3, "params": 3, "plots": 3, "page": 5, "spark": 6, "connectors": 4, "training": 4, "batch": 5, "report": 6,
          "sweep": 6, "cli": 7, "__main__": 8, "__init__": 8}
 TRACKERS = ("mlflow", "wandb")
 

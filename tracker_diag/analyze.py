@@ -32,7 +32,7 @@ from dataclasses import replace as dc_replace
 import numpy as np
 
 from tracker_diag.frames import HUGE, as_arrays, split_runs
-from tracker_diag.keys import ROLES, resolve_roles
+from tracker_diag.keys import ROLES, candidate_keys, resolve_roles
 from tracker_diag.model import SENSITIVITY, Confidence, Diagnosis, Regime, Thresholds
 
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -714,17 +714,68 @@ def _chance_level(c: _Curve) -> str:
 
 
 def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thresholds | None = None) -> dict:
-    """Diagnose one run's long-format frame (``run_id, key, step, value``); plain dict out.
-
-    The entry point for distributed engines: ``df.groupby("run_id").applyInPandas(...)``
-    on Spark or ``map_groups`` on Ray Data can call it per run.
-    """
+    """Diagnose one run's long-format frame (``key, step, value``, a ``run_id`` column if any);
+    plain dict out. Without ``run_id`` (pandas 3's ``groupby(...).apply`` drops the grouping
+    column) the frame is one run. For many runs per call, :func:`analyze_runs`."""
+    if "run_id" not in frame.columns:
+        frame = frame.assign(run_id="")
     d: dict = {}
     for run_id, hist in split_runs(frame):
         d = analyze(hist, keys, thresholds).to_dict()
-        d["run_id"] = run_id
+        d["run_id"] = run_id or None
         break  # one run per call
     return d or analyze({}, keys, thresholds).to_dict()
 
 
-__all__ = ["ROLES", "RULES", "analyze", "analyze_frame"]
+# The frame analyze_runs returns, one row per run: (column, Spark SQL type). Spark:
+# ``mapInPandas(f, RUNS_DDL)``; pandas dtypes: strings are object, doubles float64.
+RUNS_SCHEMA: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"), ("regime", "string"), ("confidence", "string"), ("runner_up", "string"),
+    ("acc_gap", "double"), ("best_step", "double"), ("onset_step", "double"),
+    ("flags", "string"),      # comma-separated, as the diag_flags tag
+    ("keys", "string"),       # JSON {role: key}
+    ("checked", "string"),    # the run's data fingerprint (the input's "checked" column), else null
+    ("diagnosis", "string"),  # JSON of the whole Diagnosis (Diagnosis.from_dict), for the write-back plan
+)
+RUNS_DDL = ", ".join(f"{name} {kind}" for name, kind in RUNS_SCHEMA)
+
+
+def analyze_runs(frame, keys: Mapping[str, str] | None = None, thresholds: Thresholds | None = None):
+    """Diagnose every run of a long frame (``run_id, key, step, value``; optional ``timestamp``
+    and ``checked``) -> a pandas frame, one row per run, columns ``RUNS_SCHEMA``.
+
+    The entry point for engines that hand over many runs per call (``mapInPandas`` or
+    ``groupBy(bucket).applyInPandas`` on Spark, ``map_batches`` on Ray, ``map_partitions`` on
+    Dask): calling the analyzer per run costs several times more in engine overhead. Each run
+    is analysed from the keys the single-process path would fetch (candidate keys, none of
+    tracker-diag's own ``diag_*``), points in (step, timestamp) order, so the labels are the
+    same field by field.
+    """
+    import json
+
+    import pandas as pd
+
+    th = thresholds or Thresholds()
+    columns = [name for name, _ in RUNS_SCHEMA]
+    if not len(frame):
+        return pd.DataFrame({c: pd.Series(dtype="float64" if t == "double" else "object") for c, t in RUNS_SCHEMA})
+    if "timestamp" in frame.columns:  # MLflow's order: step, then the time a point was logged
+        frame = frame.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
+    checked = frame.groupby("run_id", sort=False)["checked"].first().to_dict() if "checked" in frame.columns else {}
+    rows = []
+    for run_id, hist in split_runs(frame[["run_id", "key", "step", "value"]]):
+        wanted = candidate_keys([k for k in hist if not str(k).startswith("diag_")], keys)
+        d = analyze({k: hist[k] for k in wanted if k in hist}, keys, th)
+        fp = checked.get(run_id)
+        rows.append((str(run_id), d.regime, d.confidence, d.runner_up, d.acc_gap, d.best_step, d.onset_step,
+                     ",".join(d.flags), json.dumps(d.keys, sort_keys=True),
+                     None if fp is None or (isinstance(fp, float) and math.isnan(fp)) else str(fp),
+                     json.dumps(d.to_dict(), allow_nan=True)))
+    out = pd.DataFrame.from_records(rows, columns=columns)
+    for name, kind in RUNS_SCHEMA:
+        if kind == "double":
+            out[name] = out[name].astype("float64")
+    return out
+
+
+__all__ = ["ROLES", "RULES", "RUNS_DDL", "RUNS_SCHEMA", "analyze", "analyze_frame", "analyze_runs"]

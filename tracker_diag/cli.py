@@ -16,7 +16,7 @@ from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import BusyError, ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
 from tracker_diag.model import ACTIONS, REGIMES, SEVERITY, Thresholds
-from tracker_diag.text import printable
+from tracker_diag.text import printable, redact
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
 REGIME_STYLE = {"learning": "green", "overfitting": "yellow", "data_issue": "magenta", "plateau": "cyan",
@@ -424,6 +424,61 @@ def _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path
         _echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
         sys.exit(EXIT_USAGE)
     return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
+
+
+@cli.command(name="spark")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default="sqlite:///mlflow.db", show_default=True,
+              metavar="URI", help="The MLflow database (sqlite, postgresql, mysql): read over JDBC, written through "
+                                  "the MLflow client. Default: $MLFLOW_TRACKING_URI.")
+@click.option("--experiment", "-e", "experiments", multiple=True, required=True, metavar="NAME|ID",
+              help="Experiment to label (repeatable).")
+@click.option("--histories", metavar="PATH", help="Read the metric histories from this Parquet export "
+                                                   "(run_id, key, step, value[, timestamp]) instead of the metrics table.")
+@click.option("--master", metavar="URL", help="Spark master. Default: spark-submit's, else local[*].")
+@click.option("--jar", "jars", multiple=True, metavar="PATH",
+              help="JDBC driver jar (repeatable). Default: Debian's sqlite and PostgreSQL drivers if installed.")
+@click.option("--runs-per-bucket", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Runs handed to each analyzer call.")
+@click.option("--writes-in-flight", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Concurrent writes per executor partition.")
+@click.option("--include-running", is_flag=True, help="Label RUNNING runs too (flagged provisional).")
+@click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
+@click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
+@common_options
+def spark_cmd(tracking_uri, experiments, histories, master, jars, runs_per_bucket, writes_in_flight, include_running,
+              write, force, keys, gap_threshold, json_path, html_path, fail_on, quiet):
+    """Label the runs of MLflow experiments on Spark: the same analyzer, write-back and JSON
+    report as `label mlflow`, for stores of millions of runs (pip install 'tracker-diag[spark]').
+
+    Histories are read in parallel over JDBC (or from a Parquet export), analysed in buckets
+    of runs on the executors and written back from them; runs whose data did not change
+    since their last check are skipped before any history is read.
+
+    \b
+    Examples:
+      tracker-diag spark --tracking-uri sqlite:////data/mlflow.db -e my-exp --json labels.json
+      tracker-diag spark --tracking-uri postgresql://ml@db/mlflow -e 12 --write --jar postgresql.jar
+      spark-submit --jars /usr/share/java/postgresql.jar "$(python -c 'import tracker_diag.__main__ as m; print(m.__file__)')" \\
+          spark --tracking-uri postgresql://ml@db/mlflow -e 12 --write
+    """
+    from tracker_diag.spark import SparkJob, default_jars, session
+
+    if html_path:
+        _echo("error: --report needs the curves, which stay on the executors; write --json labels.json, then "
+              "tracker-diag report labels.json --tracking-uri URI -o labels.html", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        job = SparkJob(tracking_uri, list(experiments), write=write, force=force, keys=keys or None,
+                       thresholds=_thresholds(gap_threshold), histories=histories, runs_per_bucket=runs_per_bucket,
+                       writes_in_flight=writes_in_flight, include_running=include_running)
+        spark = session(master, jars=list(jars) or default_jars())
+        batch = job.run(spark)
+    except (ConfigError, ConnectorError, MissingExtraError) as exc:
+        _echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    footer = [] if write else ["dry run: nothing was written; add --write to tag the runs"]
+    sys.exit(_finish(batch, title=f"tracker-diag on Spark · {redact(tracking_uri)}", json_path=json_path,
+                     fail_on=fail_on, quiet=quiet, footer=footer))
 
 
 @cli.command(name="report")

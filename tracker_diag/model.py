@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict, astuple, dataclass, field, fields, replace
 from typing import Literal, get_args
 
@@ -139,6 +140,15 @@ class Diagnosis:
     @property
     def advice(self) -> str:
         return ADVICE[self.regime]
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Diagnosis:
+        """The inverse of :meth:`to_dict` (keys it does not know, such as ``advice``, are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        for k in ("flags", "reasons"):
+            values[k] = tuple(values.get(k, ()))
+        return cls(**values)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,0 +1,278 @@
+"""Label an MLflow experiment of millions of runs on Spark: the same analyzer, the same
+write-back plan, the same JSON report as ``tracker-diag label mlflow``.
+
+    spark-submit --jars /usr/share/java/sqlite-jdbc.jar \\
+        "$(python -c 'import tracker_diag.__main__ as m; print(m.__file__)')" \\
+        spark --tracking-uri sqlite:////data/mlflow.db -e my-exp --write --json labels.json
+
+What runs where:
+
+- **driver**: the run listing, each run's data fingerprint (computed in SQL from
+  ``latest_metrics``: the same ``step=…;ts=…;n=…`` the single-process path computes) and its
+  ``diag_*`` tags, over JDBC; runs whose fingerprint matches their ``diag_checked`` are
+  skipped before any history is read.
+- **executors**: the histories, read in parallel (MLflow's ``metrics`` table over JDBC, one
+  partition per range of run ids — uuid hex, so the ranges are a hash partitioning —, or a
+  Parquet export ``run_id, key, step, value[, timestamp]``), analysed in buckets of runs by
+  :func:`tracker_diag.analyze.analyze_runs` (``groupBy(bucket).applyInPandas``; one call per
+  run costs several times more), and written back per partition through the MLflow client
+  with :func:`tracker_diag.writeback.plan`, a bounded number of writes in flight each.
+
+Nothing of Spark is imported unless this module is used (``pip install 'tracker-diag[spark]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+from urllib.parse import unquote, urlsplit
+
+from tracker_diag.analyze import RUNS_DDL, analyze_runs
+from tracker_diag.batch import BatchResult, RunResult, _Job, is_current, label_config
+from tracker_diag.errors import ConfigError, ConnectorError, need
+from tracker_diag.model import Diagnosis, RunRef, Thresholds
+from tracker_diag.text import redact
+from tracker_diag.writeback import diagnosis_from_keys
+
+SPARK_EXTRA = "spark"
+RESULT_DDL = RUNS_DDL + ", action string, error string"
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def jdbc_of(tracking_uri: str) -> tuple[str, dict[str, str]]:
+    """The JDBC URL and connection properties of an MLflow database URI (the password goes
+    into the properties, never into the URL that may be printed)."""
+    parts = urlsplit(tracking_uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = tracking_uri.split(":///", 1)[1] if ":///" in tracking_uri else ""
+        if not path:
+            raise ConfigError(f"not a sqlite file URI: {tracking_uri!r}")
+        return f"jdbc:sqlite:{os.path.abspath(path)}", {"driver": "org.sqlite.JDBC"}
+    drivers = {"postgresql": ("postgresql", "org.postgresql.Driver"), "mysql": ("mysql", "com.mysql.cj.jdbc.Driver")}
+    if scheme not in drivers:
+        raise ConfigError(f"the Spark engine reads sqlite, postgresql or mysql stores; {scheme!r} is none of them "
+                          "(for a tracking server, export the histories to Parquet and pass --histories)")
+    name, driver = drivers[scheme]
+    props = {"driver": driver}
+    if parts.username:
+        props["user"] = unquote(parts.username)
+    if parts.password:
+        props["password"] = unquote(parts.password)
+    port = f":{parts.port}" if parts.port else ""
+    return f"jdbc:{name}://{parts.hostname}{port}{parts.path}", props
+
+
+def id_ranges(n: int) -> list[str]:
+    """``n`` predicates that split every run id into disjoint, covering ranges. MLflow run ids
+    are uuid4 hex, uniform in their first digits: ranges of them are a hash partitioning
+    that every SQL dialect can push down to its primary-key index."""
+    n = max(1, min(n, 256))
+    bounds = [f"{(256 * i) // n:02x}" for i in range(1, n)]
+    if not bounds:
+        return ["1 = 1"]
+    preds = [f"run_id < '{bounds[0]}'"]
+    preds += [f"run_id >= '{a}' AND run_id < '{b}'" for a, b in pairwise(bounds)]
+    return preds + [f"run_id >= '{bounds[-1]}'"]
+
+
+@dataclass
+class SparkJob:
+    """One labelling pass over an MLflow store on Spark (``run`` returns a BatchResult)."""
+
+    tracking_uri: str
+    experiments: list[str]
+    write: bool = False
+    force: bool = False
+    keys: dict[str, str] | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    histories: str | None = None          # a Parquet export instead of the metrics table
+    jdbc_url: str | None = None           # default: from the tracking URI
+    jdbc_properties: dict[str, str] = field(default_factory=dict)
+    runs_per_bucket: int = 200            # runs per analyzer call
+    per_run: bool = False                 # one analyzer call per run (the slow way; for the benchmark)
+    partitions: int = 0                   # history read partitions; 0: Spark's default parallelism
+    writes_in_flight: int = 4             # per executor partition
+    include_running: bool = False
+
+    def __post_init__(self):
+        if self.jdbc_url is None:
+            self.jdbc_url, props = jdbc_of(self.tracking_uri)
+            self.jdbc_properties = {**props, **self.jdbc_properties}
+
+    # -- driver: listing, fingerprints, skips ---------------------------------------------------
+
+    def _sql(self, spark, query: str, predicates: list[str] | None = None):
+        table = f"({query}) t"
+        if predicates:
+            return spark.read.jdbc(self.jdbc_url, table, predicates=predicates, properties=self.jdbc_properties)
+        return spark.read.jdbc(self.jdbc_url, table, properties=self.jdbc_properties)
+
+    def _experiment_ids(self, spark) -> list[int]:
+        rows = self._sql(spark, "SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'").collect()
+        by = {str(r["experiment_id"]): int(r["experiment_id"]) for r in rows}
+        by.update({r["name"]: int(r["experiment_id"]) for r in rows})
+        missing = [e for e in self.experiments if e not in by]
+        if missing:
+            raise ConfigError(f"no active experiment {', '.join(map(repr, missing))} in {self.jdbc_url}")
+        return sorted({by[e] for e in self.experiments})
+
+    def listing(self, spark) -> list[RunRef]:
+        """Every run to consider, with its fingerprint, diag_* tags and params (small rows: on the driver)."""
+        ids = ", ".join(str(i) for i in self._experiment_ids(spark))
+        statuses = STATUSES + (("RUNNING",) if self.include_running else ())
+        runs_of = f"SELECT run_uuid FROM runs WHERE experiment_id IN ({ids}) AND lifecycle_stage = 'active'"
+        runs = self._sql(spark, "SELECT run_uuid, name, status, experiment_id FROM runs "
+                                f"WHERE experiment_id IN ({ids}) AND lifecycle_stage = 'active'").collect()
+        fps = {r["run_uuid"]: f"step={int(r['s'])};ts={int(r['ts'])};n={int(r['n'])}" for r in self._sql(
+            spark, "SELECT run_uuid, MAX(step) AS s, MAX(timestamp) AS ts, COUNT(*) AS n FROM latest_metrics "
+                   f"WHERE run_uuid IN ({runs_of}) AND SUBSTR(key, 1, 5) <> 'diag_' GROUP BY run_uuid").collect()}
+        tags: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        for r in self._sql(spark, f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({runs_of}) "
+                                  "AND SUBSTR(key, 1, 5) = 'diag_'").collect():
+            tags[r["run_uuid"]][r["key"]] = r["value"]
+        params: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        for r in self._sql(spark, f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({runs_of})").collect():
+            params[r["run_uuid"]][r["key"]] = r["value"]
+        config = label_config(self.thresholds, self.keys)
+        return [RunRef(run_id=r["run_uuid"], run_name=r["name"] or "", source="mlflow", experiment=str(r["experiment_id"]),
+                       status=r["status"], tags=tags.get(r["run_uuid"], {}),
+                       checked=f"{fps.get(r['run_uuid'], 'no-metrics')};cfg={config}", params=params.get(r["run_uuid"], {}))
+                for r in sorted(runs, key=lambda r: r["run_uuid"]) if r["status"] in statuses]
+
+    # -- executors: histories, analysis, write-back ---------------------------------------------
+
+    def _histories(self, spark, todo):
+        """The long frame of the runs to label: run_id, key, step, timestamp, value, checked."""
+        functions = need("pyspark.sql.functions", SPARK_EXTRA)
+        wanted = spark.createDataFrame([(r.run_id, r.checked) for r in todo], "run_id string, checked string")
+        if self.histories:
+            frame = spark.read.parquet(self.histories)
+            if "timestamp" not in frame.columns:
+                frame = frame.withColumn("timestamp", functions.lit(0).cast("long"))
+            frame = frame.select("run_id", "key", "step", "timestamp", "value")
+        else:
+            ids = ", ".join(str(i) for i in sorted({int(r.experiment) for r in todo}))
+            n = self.partitions or spark.sparkContext.defaultParallelism
+            frame = self._sql(spark, "SELECT run_uuid AS run_id, key, step, timestamp, "
+                                     "value, is_nan FROM metrics "
+                                     "WHERE run_uuid IN (SELECT run_uuid FROM runs WHERE experiment_id IN "
+                                     f"({ids}) AND lifecycle_stage = 'active') "
+                                     "AND SUBSTR(key, 1, 5) <> 'diag_'", predicates=id_ranges(n))
+            nan = functions.lit(float("nan"))
+            frame = frame.select("run_id", "key", functions.col("step").cast("double").alias("step"),
+                                 functions.col("timestamp").cast("long").alias("timestamp"),
+                                 functions.when(functions.col("is_nan").cast("int") == 1, nan)
+                                 .otherwise(functions.col("value").cast("double")).alias("value"))
+        return frame.join(functions.broadcast(wanted), "run_id")
+
+    def _analysed(self, frame, n_runs: int):
+        functions = need("pyspark.sql.functions", SPARK_EXTRA)
+        keys, th = self.keys, self.thresholds
+
+        def analyse(pdf):
+            return analyze_runs(pdf.drop(columns=["bucket"], errors="ignore"), keys, th)
+
+        if self.per_run:
+            return frame.groupBy("run_id").applyInPandas(analyse, RUNS_DDL)
+        buckets = max(1, -(-n_runs // max(1, self.runs_per_bucket)))
+        return (frame.withColumn("bucket", functions.abs(functions.hash("run_id")) % buckets)
+                .groupBy("bucket").applyInPandas(analyse, RUNS_DDL))
+
+    def _written(self, analysed, todo: list[RunRef]):
+        """Each partition writes its runs through one MLflow client, ``writes_in_flight`` at a time."""
+        refs = {r.run_id: r for r in todo}
+        uri, write, in_flight = self.tracking_uri, self.write, self.writes_in_flight
+
+        def put(batches: Iterator) -> Iterator:
+            for pdf in batches:  # pandas frames of analysed runs
+                actions = write_partition(uri, pdf, refs, write, in_flight)
+                yield pdf.assign(action=[a for a, _ in actions], error=[e for _, e in actions])
+
+        return analysed.mapInPandas(put, RESULT_DDL)
+
+    def run(self, spark) -> BatchResult:
+        """Raises ConnectorError for what Spark or the database refused (one line, no password)."""
+        failures = (need("pyspark.errors", SPARK_EXTRA).PySparkException, need("py4j.protocol", SPARK_EXTRA).Py4JError)
+        try:
+            return self._run(spark)
+        except failures as exc:
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ConnectorError(f"Spark on {redact(self.jdbc_url or '')}: {redact(first)[:500]}") from exc
+
+    def _run(self, spark) -> BatchResult:
+        listed = self.listing(spark)
+        out = BatchResult()
+        todo = []
+        for ref in listed:
+            if self.force or not is_current(ref):
+                todo.append(ref)
+            else:
+                out.results.append(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
+        if todo:
+            rows = self._written(self._analysed(self._histories(spark, todo), len(todo)), todo).collect()
+            refs = {r.run_id: r for r in todo}
+            seen = set()
+            for row in rows:
+                ref = refs[row["run_id"]]
+                seen.add(ref.run_id)
+                diag = Diagnosis.from_dict(json.loads(row["diagnosis"]))
+                out.results.append(RunResult(ref, diag, row["action"], error=row["error"] or ""))
+            for ref in todo:  # listed, but no point of any metric in the histories read
+                if ref.run_id not in seen:
+                    out.results.append(RunResult(ref, None, "failed",
+                                                 error="the tracker returned no history for this run"))
+        order = {r.run_id: i for i, r in enumerate(listed)}
+        out.results.sort(key=lambda r: order[r.ref.run_id])
+        return out
+
+
+def write_partition(tracking_uri: str, pdf, refs: Mapping[str, RunRef], write: bool,
+                    in_flight: int) -> list[tuple[str, str]]:
+    """(action, error) per row of an analysed partition: planned and applied exactly as
+    ``tracker_diag.batch`` does for one machine (fresh state, plan, apply, re-plan on a
+    transient error). A dry run writes nothing."""
+    if not write:
+        return [("dry-run", "")] * len(pdf)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tracker_diag.connectors.mlflow import MlflowBackend
+
+    backend = MlflowBackend(tracking_uri)
+    try:
+        job = _Job(backend, None, None, write=True, force=False, keep_curves=False, attach_plots=False,
+                   record=lambda r: None)
+        items: list[tuple[RunRef, Diagnosis, dict]] = [(refs[rid], Diagnosis.from_dict(json.loads(d)), {}) for rid, d in zip(pdf["run_id"], pdf["diagnosis"])]
+        with ThreadPoolExecutor(max(1, in_flight)) as pool:
+            results = list(pool.map(job.put, items))
+    finally:
+        backend.close()
+    return [(r.action, r.error) for r in results]
+
+
+def session(master: str | None = None, jars: list[str] | None = None, app: str = "tracker-diag"):
+    """The SparkSession: spark-submit's when there is one (its master and settings win), else a
+    local one bound to 127.0.0.1 with its UI off (``master`` local[*] unless given)."""
+    sql = need("pyspark.sql", SPARK_EXTRA)
+    builder = sql.SparkSession.builder.appName(app).config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    if master or not os.environ.get("SPARK_ENV_LOADED"):  # not under spark-submit: a local session
+        builder = (builder.master(master or "local[*]")
+                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.sql.shuffle.partitions", "8")
+                   .config("spark.pyspark.python", sys.executable).config("spark.pyspark.driver.python", sys.executable))
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def default_jars() -> list[str]:
+    """The JDBC drivers Debian installs (libxerial-sqlite-jdbc-java, libpostgresql-jdbc-java)."""
+    return [p for p in ("/usr/share/java/sqlite-jdbc.jar", "/usr/share/java/postgresql.jar") if os.path.exists(p)]
