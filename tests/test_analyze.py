@@ -313,3 +313,31 @@ def test_yolo_results_use_box_loss_and_map():
     d = analyze(h)
     assert d.keys == {"train_loss": "train/box_loss", "test_loss": "val/box_loss", "test_acc": "metrics/mAP50-95(B)"}
     assert d.regime == "learning"
+
+
+def test_analyze_runs_gives_one_row_per_run_with_the_declared_schema_and_the_single_run_answers(corpus):
+    import json
+
+    import pandas as pd
+
+    from tracker_diag.analyze import RUNS_SCHEMA, analyze_runs
+    from tracker_diag.frames import split_runs
+    from tracker_diag.model import Diagnosis
+    from tracker_diag.training import long_frame
+
+    frame = long_frame(corpus)[["run_id", "key", "step", "value"]]
+    frame = frame.assign(checked="fp-" + frame["run_id"])
+    out = analyze_runs(frame.sample(frac=1.0, random_state=0))  # any row order
+    assert list(out.columns) == [c for c, _ in RUNS_SCHEMA] and len(out) == len(corpus)
+    assert all(out[c].dtype == "float64" for c, t in RUNS_SCHEMA if t == "double")
+    for run_id, hist in split_runs(frame):
+        row = out.set_index("run_id").loc[run_id]
+        d = analyze(hist)
+        assert Diagnosis.from_dict(json.loads(row["diagnosis"])) == d
+        assert (row["regime"], row["flags"], row["checked"]) == (d.regime, ",".join(d.flags), f"fp-{run_id}")
+    empty = analyze_runs(frame.iloc[:0])
+    assert list(empty.columns) == [c for c, _ in RUNS_SCHEMA] and len(empty) == 0
+    # pandas 3's groupby(...).apply drops the grouping column: the one-run entry point copes
+    per_run = frame.groupby("run_id")[["key", "step", "value"]].apply(lambda g: analyze_frame(g)["regime"])
+    assert per_run.to_dict() == dict(zip(out["run_id"], out["regime"]))
+    assert isinstance(per_run, pd.Series)

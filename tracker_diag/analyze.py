@@ -717,12 +717,13 @@ def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thre
     """Diagnose one run's long-format frame (``key, step, value``, a ``run_id`` column if any);
     plain dict out. Without ``run_id`` (pandas 3's ``groupby(...).apply`` drops the grouping
     column) the frame is one run. For many runs per call, :func:`analyze_runs`."""
-    if "run_id" not in frame.columns:
-        frame = frame.assign(run_id="")
+    unnamed = "run_id" not in frame.columns
+    if unnamed:
+        frame = frame.assign(run_id="-")  # a blank id would read as rows of no run
     d: dict = {}
     for run_id, hist in split_runs(frame):
         d = analyze(hist, keys, thresholds).to_dict()
-        d["run_id"] = run_id or None
+        d["run_id"] = None if unnamed else run_id
         break  # one run per call
     return d or analyze({}, keys, thresholds).to_dict()
 
