@@ -152,14 +152,26 @@ class _Job:
                 self.record(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
         return todo, current
 
-    def analyse(self, todo: list[RunRef], current: set[str]) -> list[tuple[RunRef, Diagnosis, dict]]:
-        """Fetch and analyse a page; returns what is to be written. A run whose history
-        cannot be read fails alone; a failed page read fails the runs not yet read."""
+    def read(self, todo: list[RunRef]) -> tuple[list[tuple[RunRef, dict | ConnectorError]], Exception | None]:
+        """A page's histories as far as they could be read, and what stopped the read (if anything)."""
         wanted = {ref.run_id: candidate_keys(ref.metric_keys, self.keys) for ref in todo}
-        seen, to_write = set(), []
+        got: list[tuple[RunRef, dict | ConnectorError]] = []
         try:
             self.check()
-            for ref, hist in self.backend.fetch(todo, wanted):
+            got.extend(self.backend.fetch(todo, wanted))  # what came before a failure stays
+        except (Unreachable, ConnectorError) as exc:
+            return got, exc
+        return got, None
+
+    def analyse(self, todo: list[RunRef], current: set[str],
+                read: tuple[list, Exception | None] | None = None) -> list[tuple[RunRef, Diagnosis, dict]]:
+        """Analyse a page (``read``: its histories, read now if not given); returns what is to
+        be written. A run whose history cannot be read fails alone; a failed page read fails
+        the runs not yet read."""
+        got, failure = read if read is not None else self.read(todo)
+        seen, to_write = set(), []
+        try:
+            for ref, hist in got:
                 seen.add(ref.run_id)
                 if isinstance(hist, ConnectorError):  # this run alone could not be read
                     self.record(RunResult(ref, None, "failed", error=str(hist)))
@@ -175,6 +187,8 @@ class _Job:
                     to_write.append((ref, diag, curves))
                 else:
                     self.record(RunResult(ref, diag, "dry-run", curves=curves))
+            if failure is not None:
+                raise failure
         except Unreachable as exc:
             self.stop(str(exc))
             for ref in todo:
@@ -239,17 +253,34 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
 
     job = _Job(backend, keys, thresholds, write, force, keep_curves or attach_plots, attach_plots, record,
                deadline=None if deadline is None else time.monotonic() + deadline)
-    # one write request per run: a few in flight hide the round trips; one pool for the batch
-    with ThreadPoolExecutor(max(1, write_workers)) as pool:
+    # one write request per run: a few in flight hide the round trips; one pool for the batch.
+    # A dry run reads the next page while it analyses this one (the read waits on the database
+    # most of its time); a write pass does not overlap reads with its writes (sqlite has one writer).
+    with ThreadPoolExecutor(max(1, write_workers)) as pool, ThreadPoolExecutor(1) as reader:
+        ahead = None  # (todo, current, future of its read) of the page read in the background
+
+        def finish(todo, current, read):
+            for result in pool.map(job.put, job.analyse(todo, current, read)):
+                record(result)
+
         try:
             for page in _chunks(backend.list_runs(), page_size):
                 page = [replace(ref, checked=f"{ref.checked};cfg={config}") if ref.checked else ref for ref in page]
                 todo, current = job.triage(page)
-                if todo:
-                    for result in pool.map(job.put, job.analyse(todo, current)):
-                        record(result)
+                if todo and not write:
+                    nxt = (todo, current, reader.submit(job.read, todo))
+                    if ahead is not None:
+                        finish(ahead[0], ahead[1], ahead[2].result())
+                    ahead = nxt
+                elif todo:
+                    finish(todo, current, None)
                 job.check()  # gone, or past the deadline: list no further page
+            if ahead is not None:
+                finish(ahead[0], ahead[1], ahead[2].result())
+                ahead = None
         except Unreachable as exc:  # runs not listed yet are not attempted either
             job.stop(str(exc))
+            if ahead is not None:  # read already, or stopped: say which
+                finish(ahead[0], ahead[1], ahead[2].result())
     out.stopped = job.stopped
     return out
