@@ -14,7 +14,7 @@ from helpers import run_cli
 mlflow = pytest.importorskip("mlflow")
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
-from mlflow_helpers import log_run
+from mlflow_helpers import curves, log_run
 
 from tracker_diag.batch import label
 from tracker_diag.connectors.mlflow import MlflowBackend, _note_limit
@@ -379,3 +379,48 @@ def test_attach_plots_uploads_only_when_the_diagnosis_changed(new_store, tmp_pat
     after = {rid: os.stat(next((tmp_path / "mlruns").rglob(f"{rid}/artifacts/tracker_diag/diagnosis.png"))).st_mtime_ns
              for rid in ids}
     assert after[ids[0]] != before[ids[0]] and after[ids[1]] == before[ids[1]]
+
+
+def test_the_numeric_sqlite_read_equals_the_general_one_with_ties_nan_and_numpy_ints(store):
+    """Points of one step logged out of time order come back in (step, timestamp) order, NaN as
+    NaN, and a run whose steps were logged as numpy ints (8-byte blobs) still reads."""
+    import sqlite3
+
+    from mlflow.entities import Metric
+
+    from tracker_diag.connectors import mlflow as m
+
+    uri, client, exp = store
+    rid = log_run(client, exp, "learning")
+    client.log_batch(rid, metrics=[Metric("loss", 7.0, 5000, 3), Metric("loss", 6.0, 4000, 3),
+                                   Metric("val_loss", float("nan"), 5000, 41)])
+    blob = log_run(client, exp, "overfitting")
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as con:  # as sqlite stores a numpy int64 step
+        con.execute("UPDATE metrics SET step = ? WHERE run_uuid = ? AND step = 3", (np.int64(3).tobytes(), blob))
+    backend = MlflowBackend(uri, experiments=[EXP])
+    refs = list(backend.list_runs())
+    wanted = {r.run_id: set(r.metric_keys) for r in refs}
+    raw = backend._engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        where = f"WHERE run_uuid IN ({', '.join('?' * len(refs))}) AND +key IN ({', '.join('?' * 4)}) "
+        params = (*wanted, "loss", "val_loss", "train_loss", "test_loss")
+        fast: dict = m.defaultdict(dict)
+        assert not m._collect_numeric(fast, cur, where, params, wanted)  # the blob: the general way
+        cur.execute(f"DELETE FROM metrics WHERE run_uuid = '{blob}'")
+        raw.commit()
+        assert m._collect_numeric(fast, cur, where, params, wanted)
+        cur.execute(f"SELECT run_uuid, key, step, value, is_nan FROM metrics {where}ORDER BY run_uuid, key, step, "
+                    "timestamp", params)
+        general: dict = m.defaultdict(dict)
+        m._collect(general, cur.fetchall(), wanted)
+    finally:
+        raw.close()
+    assert fast.keys() == general.keys() and fast[rid].keys() == general[rid].keys() == {"loss", "val_loss"}
+    for k in fast[rid]:
+        np.testing.assert_array_equal(fast[rid][k][0], general[rid][k][0])
+        np.testing.assert_array_equal(fast[rid][k][1], general[rid][k][1])  # NaN in the same places
+    steps, values = fast[rid]["loss"]
+    at = np.flatnonzero(steps == 3)
+    assert list(values[at]) == [float(curves("learning")["loss"][3]), 6.0, 7.0]  # by timestamp: 1003, 4000, 5000
+    assert np.isnan(fast[rid]["val_loss"][1][-1])  # the NaN logged last, at step 41
