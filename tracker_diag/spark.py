@@ -261,6 +261,7 @@ def session(master: str | None = None, jars: list[str] | None = None, app: str =
     sql = need("pyspark.sql", SPARK_EXTRA)
     builder = sql.SparkSession.builder.appName(app).config("spark.sql.execution.arrow.pyspark.enabled", "true")
     if master or not os.environ.get("SPARK_ENV_LOADED"):  # not under spark-submit: a local session
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the JVM binds nothing else either
         builder = (builder.master(master or "local[*]")
                    .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
