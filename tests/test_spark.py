@@ -99,14 +99,17 @@ def test_spark_writes_what_the_single_process_writes_and_a_second_pass_writes_no
 def test_the_spark_command_returns_the_same_json_report(spark, stores, tmp_path, capsys):
     single, on_spark = tmp_path / "single.json", tmp_path / "spark.json"
     assert run_cli(["label", "mlflow", "--tracking-uri", stores["single"], "-e", "many", "-q", "--write",
-                    "--json", str(single)], capsys)[0] == 0
-    code, out, err = run_cli(["spark", "--tracking-uri", stores["jdbc"], "-e", "many", "--write",
+                    "--include-running", "--json", str(single)], capsys)[0] == 0
+    code, out, err = run_cli(["spark", "--tracking-uri", stores["jdbc"], "-e", "many", "--write", "--include-running",
                               "--json", str(on_spark), "--runs-per-bucket", "9"], capsys)
     assert code == 0, err
-    assert "49 runs" in out and "49 written" in out
+    assert "50 runs" in out and "50 written" in out
     a, b = (json.loads(p.read_text()) for p in (single, on_spark))
     assert sorted(a["runs"], key=lambda r: r["run_id"]) == sorted(b["runs"], key=lambda r: r["run_id"])
     assert a["summary"] == b["summary"] and a["hyperparameters"] == b["hyperparameters"]
+    (running,) = [r for r in b["runs"] if r["run_name"] == "still-running"]
+    assert "provisional" in running["flags"]
+    assert _everything(stores["jdbc"]) == _everything(stores["single"])
     assert run_cli(["spark", "--tracking-uri", stores["jdbc"], "-e", "nope"], capsys)[0] == 2
     assert run_cli(["spark", "--tracking-uri", stores["jdbc"], "-e", "many", "--report", "x.html"], capsys)[0] == 2
 

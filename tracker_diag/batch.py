@@ -103,6 +103,13 @@ def is_current(ref: RunRef) -> bool:
         and not (provisional and ref.status != "RUNNING")
 
 
+def provisional(ref: RunRef, diag: Diagnosis) -> Diagnosis:
+    """A run still training gets the flag ``provisional``: its label may change."""
+    if ref.status != "RUNNING" or "provisional" in diag.flags:
+        return diag
+    return replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
+
+
 def _chunks(it: Iterable, size: int) -> Iterator[list]:
     it = iter(it)
     while chunk := list(islice(it, size)):
@@ -176,9 +183,7 @@ class _Job:
                 if isinstance(hist, ConnectorError):  # this run alone could not be read
                     self.record(RunResult(ref, None, "failed", error=str(hist)))
                     continue
-                diag = analyze(hist, self.keys, self.thresholds)
-                if ref.status == "RUNNING":  # still training: the label may change
-                    diag = replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
+                diag = provisional(ref, analyze(hist, self.keys, self.thresholds))
                 curves = {r: downsample(*hist[k]) for r, k in diag.keys.items() if k in hist} \
                     if self.keep_curves else {}
                 if ref.run_id in current:

@@ -33,7 +33,7 @@ from itertools import pairwise
 from urllib.parse import unquote, urlsplit
 
 from tracker_diag.analyze import RUNS_DDL, analyze_runs
-from tracker_diag.batch import BatchResult, RunResult, _Job, is_current, label_config
+from tracker_diag.batch import BatchResult, RunResult, _Job, is_current, label_config, provisional
 from tracker_diag.errors import ConfigError, ConnectorError, need
 from tracker_diag.model import Diagnosis, RunRef, Thresholds
 from tracker_diag.text import redact
@@ -221,7 +221,7 @@ class SparkJob:
             for row in rows:
                 ref = refs[row["run_id"]]
                 seen.add(ref.run_id)
-                diag = Diagnosis.from_dict(json.loads(row["diagnosis"]))
+                diag = provisional(ref, Diagnosis.from_dict(json.loads(row["diagnosis"])))
                 out.results.append(RunResult(ref, diag, row["action"], error=row["error"] or ""))
             for ref in todo:  # listed, but no point of any metric in the histories read
                 if ref.run_id not in seen:
@@ -247,7 +247,9 @@ def write_partition(tracking_uri: str, pdf, refs: Mapping[str, RunRef], write: b
     try:
         job = _Job(backend, None, None, write=True, force=False, keep_curves=False, attach_plots=False,
                    record=lambda r: None)
-        items: list[tuple[RunRef, Diagnosis, dict]] = [(refs[rid], Diagnosis.from_dict(json.loads(d)), {}) for rid, d in zip(pdf["run_id"], pdf["diagnosis"])]
+        items: list[tuple[RunRef, Diagnosis, dict]] = [
+            (refs[rid], provisional(refs[rid], Diagnosis.from_dict(json.loads(d))), {})
+            for rid, d in zip(pdf["run_id"], pdf["diagnosis"])]
         with ThreadPoolExecutor(max(1, in_flight)) as pool:
             results = list(pool.map(job.put, items))
     finally:
