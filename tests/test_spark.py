@@ -112,6 +112,8 @@ def test_the_spark_command_returns_the_same_json_report(spark, stores, tmp_path,
     assert _everything(stores["jdbc"]) == _everything(stores["single"])
     assert run_cli(["spark", "--tracking-uri", stores["jdbc"], "-e", "nope"], capsys)[0] == 2
     assert run_cli(["spark", "--tracking-uri", stores["jdbc"], "-e", "many", "--report", "x.html"], capsys)[0] == 2
+    code, _, _ = run_cli(["report", str(on_spark), "--tracking-uri", stores["jdbc"], "-o", str(tmp_path / "s.html")], capsys)
+    assert code == 0 and (tmp_path / "s.html").read_text().count('<svg class="mini"') == 50  # the page, afterwards
 
 
 def test_per_run_and_bucketed_analysis_agree_and_a_dry_run_writes_nothing(spark, stores):

@@ -51,15 +51,19 @@ def _thresholds(gap: float) -> Thresholds:
         raise click.BadParameter(str(exc), param_hint="--gap-threshold") from exc
 
 
-def common_options(f):
+def common_options(f=None, *, report: bool = True):
+    """--keys, --gap-threshold, --json, --report (unless ``report=False``), --fail-on, --quiet."""
+    if f is None:
+        return lambda g: common_options(g, report=report)
     f = click.option("--keys", "keys", callback=_mapping, metavar="ROLE=KEY,...",
                      help="Metric keys for the roles train_loss, test_loss, train_acc, test_acc; "
                           "wins over recognition. Example: train_loss=loss,test_loss=val_loss")(f)
     f = click.option("--gap-threshold", default=0.20, show_default=True, type=float,
                      help="Train minus test accuracy at or above which a run is overfitting.")(f)
     f = click.option("--json", "json_path", metavar="PATH|-", help="Write the JSON report (schema_version 1).")(f)
-    f = click.option("--report", "html_path", metavar="PATH.html",
-                     help="Write a self-contained HTML report with every run's curves (works offline).")(f)
+    if report:
+        f = click.option("--report", "html_path", metavar="PATH.html",
+                         help="Write a self-contained HTML report with every run's curves (works offline).")(f)
     f = click.option("--fail-on", callback=_regimes, metavar="REGIMES",
                      help="Exit with code 3 when any run has one of these regimes, e.g. overfitting,diverging.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No table; only errors and the summary line.")(f)
@@ -444,15 +448,16 @@ def _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path
 @click.option("--include-running", is_flag=True, help="Label RUNNING runs too (flagged provisional).")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
-@common_options
+@common_options(report=False)
 def spark_cmd(tracking_uri, experiments, histories, master, jars, runs_per_bucket, writes_in_flight, include_running,
-              write, force, keys, gap_threshold, json_path, html_path, fail_on, quiet):
+              write, force, keys, gap_threshold, json_path, fail_on, quiet):
     """Label the runs of MLflow experiments on Spark: the same analyzer, write-back and JSON
     report as `label mlflow`, for stores of millions of runs (pip install 'tracker-diag[spark]').
 
     Histories are read in parallel over JDBC (or from a Parquet export), analysed in buckets
     of runs on the executors and written back from them; runs whose data did not change
-    since their last check are skipped before any history is read.
+    since their last check are skipped before any history is read. The curves stay on the
+    executors: for the HTML page, `tracker-diag report labels.json --tracking-uri URI`.
 
     \b
     Examples:
@@ -463,10 +468,6 @@ def spark_cmd(tracking_uri, experiments, histories, master, jars, runs_per_bucke
     """
     from tracker_diag.spark import SparkJob, default_jars, session
 
-    if html_path:
-        _echo("error: --report needs the curves, which stay on the executors; write --json labels.json, then "
-              "tracker-diag report labels.json --tracking-uri URI -o labels.html", err=True)
-        sys.exit(EXIT_USAGE)
     try:
         job = SparkJob(tracking_uri, list(experiments), write=write, force=force, keys=keys or None,
                        thresholds=_thresholds(gap_threshold), histories=histories, runs_per_bucket=runs_per_bucket,
