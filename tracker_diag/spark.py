@@ -27,13 +27,14 @@ import json
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from urllib.parse import unquote, urlsplit
 
 from tracker_diag.analyze import RUNS_DDL, analyze_runs
 from tracker_diag.batch import BatchResult, RunResult, _Job, is_current, label_config, provisional
+from tracker_diag.connectors.mlflow import NO_METRICS, fingerprint
 from tracker_diag.errors import ConfigError, ConnectorError, need
 from tracker_diag.model import Diagnosis, RunRef, Thresholds
 from tracker_diag.text import redact
@@ -129,7 +130,7 @@ class SparkJob:
         runs_of = f"SELECT run_uuid FROM runs WHERE experiment_id IN ({ids}) AND lifecycle_stage = 'active'"
         runs = self._sql(spark, "SELECT run_uuid, name, status, experiment_id FROM runs "
                                 f"WHERE experiment_id IN ({ids}) AND lifecycle_stage = 'active'").collect()
-        fps = {r["run_uuid"]: f"step={int(r['s'])};ts={int(r['ts'])};n={int(r['n'])}" for r in self._sql(
+        fps = {r["run_uuid"]: fingerprint(r["s"], r["ts"], r["n"]) for r in self._sql(
             spark, "SELECT run_uuid, MAX(step) AS s, MAX(timestamp) AS ts, COUNT(*) AS n FROM latest_metrics "
                    f"WHERE run_uuid IN ({runs_of}) AND SUBSTR(key, 1, 5) <> 'diag_' GROUP BY run_uuid").collect()}
         tags: defaultdict[str, dict[str, str]] = defaultdict(dict)
@@ -142,7 +143,7 @@ class SparkJob:
         config = label_config(self.thresholds, self.keys)
         return [RunRef(run_id=r["run_uuid"], run_name=r["name"] or "", source="mlflow", experiment=str(r["experiment_id"]),
                        status=r["status"], tags=tags.get(r["run_uuid"], {}),
-                       checked=f"{fps.get(r['run_uuid'], 'no-metrics')};cfg={config}", params=params.get(r["run_uuid"], {}))
+                       checked=f"{fps.get(r['run_uuid'], NO_METRICS)};cfg={config}", params=params.get(r["run_uuid"], {}))
                 for r in sorted(runs, key=lambda r: r["run_uuid"]) if r["status"] in statuses]
 
     # -- executors: histories, analysis, write-back ---------------------------------------------
@@ -185,13 +186,14 @@ class SparkJob:
                 .groupBy("bucket").applyInPandas(analyse, RUNS_DDL))
 
     def _written(self, analysed, todo: list[RunRef]):
-        """Each partition writes its runs through one MLflow client, ``writes_in_flight`` at a time."""
-        refs = {r.run_id: r for r in todo}
+        """Each partition writes its runs through one MLflow client, ``writes_in_flight`` at a time.
+        A task carries only the ids of running runs (few); each row carries its own fingerprint."""
+        running = frozenset(r.run_id for r in todo if r.status == "RUNNING")
         uri, write, in_flight = self.tracking_uri, self.write, self.writes_in_flight
 
         def put(batches: Iterator) -> Iterator:
             for pdf in batches:  # pandas frames of analysed runs
-                actions = write_partition(uri, pdf, refs, write, in_flight)
+                actions = write_partition(uri, pdf, running, write, in_flight)
                 yield pdf.assign(action=[a for a, _ in actions], error=[e for _, e in actions])
 
         return analysed.mapInPandas(put, RESULT_DDL)
@@ -232,7 +234,7 @@ class SparkJob:
         return out
 
 
-def write_partition(tracking_uri: str, pdf, refs: Mapping[str, RunRef], write: bool,
+def write_partition(tracking_uri: str, pdf, running: frozenset[str], write: bool,
                     in_flight: int) -> list[tuple[str, str]]:
     """(action, error) per row of an analysed partition: planned and applied exactly as
     ``tracker_diag.batch`` does for one machine (fresh state, plan, apply, re-plan on a
@@ -247,9 +249,10 @@ def write_partition(tracking_uri: str, pdf, refs: Mapping[str, RunRef], write: b
     try:
         job = _Job(backend, None, None, write=True, force=False, keep_curves=False, attach_plots=False,
                    record=lambda r: None)
+        refs = [RunRef(run_id=rid, source="mlflow", status="RUNNING" if rid in running else "FINISHED", checked=fp)
+                for rid, fp in zip(pdf["run_id"], pdf["checked"])]
         items: list[tuple[RunRef, Diagnosis, dict]] = [
-            (refs[rid], provisional(refs[rid], Diagnosis.from_dict(json.loads(d))), {})
-            for rid, d in zip(pdf["run_id"], pdf["diagnosis"])]
+            (ref, provisional(ref, Diagnosis.from_dict(json.loads(d))), {}) for ref, d in zip(refs, pdf["diagnosis"])]
         with ThreadPoolExecutor(max(1, in_flight)) as pool:
             results = list(pool.map(job.put, items))
     finally:

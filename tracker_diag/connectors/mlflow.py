@@ -107,8 +107,17 @@ def _fingerprint(latest: list[tuple[str, float, float]]) -> str:
     """
     mine = [(s, t) for k, s, t in latest if not k.startswith("diag_")]
     if not mine:
-        return "no-metrics"
-    return f"step={max(_int(s) for s, _ in mine)};ts={max(_int(t) for _, t in mine)};n={len(mine)}"
+        return NO_METRICS
+    return fingerprint(max(_int(s) for s, _ in mine), max(_int(t) for _, t in mine), len(mine))
+
+
+NO_METRICS = "no-metrics"
+
+
+def fingerprint(step, timestamp, n) -> str:
+    """The text of a fingerprint: latest step, latest timestamp, how many keys (the Spark
+    engine computes the three in SQL and formats them here too)."""
+    return f"step={int(step)};ts={int(timestamp)};n={int(n)}"
 
 
 def _int(x) -> int:
