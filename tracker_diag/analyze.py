@@ -35,8 +35,6 @@ from tracker_diag.frames import HUGE, as_arrays, split_runs
 from tracker_diag.keys import ROLES, candidate_keys, resolve_roles
 from tracker_diag.model import SENSITIVITY, Confidence, Diagnosis, Regime, Thresholds
 
-_TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
 
 def _median(x: np.ndarray) -> float:
     """np.median without its generic machinery (a hot path: ~10 calls per curve)."""
@@ -56,12 +54,6 @@ def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
-def _pairs(k: int):
-    if k not in _TRIU:
-        _TRIU[k] = np.triu_indices(k, 1)
-    return _TRIU[k]
-
-
 @dataclass
 class _Curve:
     key: str
@@ -72,24 +64,28 @@ class _Curve:
     tail_nonfinite_step: float | None  # step where the curve went non-finite for good
     zeros_as_nan: bool = False
     kind: str = "loss"
-    # filled by _describe; thresholds never enter here, so a run is described once
-    rel: float = 0.0  # late change relative to the level (negative = falling)
-    t: float = 0.0  # late change over its standard error from the point-to-point noise
-    level: float = 0.0  # median of the late part
-    start: float = 0.0
-    lo: float = 0.0  # minimum of a 3-point running median: one lucky point is no best
+    bins: int = 0  # how many levels to read it at (0: Thresholds.max_bins); see _align
+    # filled by _describe (thresholds that only say how to *judge* never enter here)
+    log: bool = False  # read on a log scale: the loss spans more than log_span
+    first: float = 0.0  # level (median) of the first half of the late part
+    last: float = 0.0  # level (median) of its second half: "where the curve is now"
+    rel: float = 0.0  # last / first - 1: the late change of the level
+    z: float = 0.0  # that change over its standard error from the curve's own noise
+    tail_rel: float = 0.0  # the same two on the last half of the late part only
+    tail_z: float = 0.0
+    start: float = 0.0  # level of the first few points
+    lo: float = 0.0  # lowest level of a running median: one lucky point is no best
     lo_step: float = 0.0
-    lo_at_end: bool = False  # the minimum is in the last few points
-    end: float = 0.0
+    lo_at_end: bool = False  # the lowest level is at the very end
+    peak: float = 0.0
     noise: float = 0.0  # robust sigma of the raw late points (Hampel 1974: 1.4826 MAD)
     spikes: int = 0
-    peak: float = 0.0
     n_late: int = 0
-    change: float = 0.0  # late change in the curve's own unit
-    tail_change: float = 0.0  # the same three on the last half of the late part
-    tail_rel: float = 0.0
-    tail_t: float = 0.0
     monotone: int = 0  # +1 every step down, -1 every step up, 0 otherwise (short runs)
+
+    @property
+    def level(self) -> float:
+        return self.last
 
 
 def _zeros_after_nan(values: np.ndarray, finite: np.ndarray) -> bool:
@@ -142,6 +138,7 @@ def _drop_extra_eval(c: _Curve) -> bool:
 
 
 def _bins(c: _Curve, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_bins`` bin medians: per-minibatch noise goes, the level stays."""
     n = len(c.values)
     if n <= max_bins:
         return c.steps, c.values
@@ -153,6 +150,19 @@ def _bins(c: _Curve, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
     return s, v
 
 
+def _align(curves: Mapping[str, _Curve], th: Thresholds) -> None:
+    """Per-epoch aggregation: a train curve logged per step next to a per-epoch validation
+    curve is read at the validation's resolution (one bin median per evaluation), so both
+    levels carry the same kind of noise."""
+    tr, te = curves.get("train"), curves.get("test")
+    if tr is None or te is None or len(te.values) < th.short_points:
+        return
+    if len(tr.values) >= 3 * len(te.values):
+        tr.bins = max(len(te.values), th.min_points)
+    elif len(te.values) >= 3 * len(tr.values) >= th.short_points:
+        te.bins = max(len(tr.values), th.min_points)
+
+
 def _sigma(d: np.ndarray) -> float:
     """Robust sigma of white noise from its first differences (Hampel 1974: 1.4826 MAD;
     a difference of two noisy points has sqrt(2) sigma). A smooth curve's curvature
@@ -162,56 +172,69 @@ def _sigma(d: np.ndarray) -> float:
     return 1.4826 * _median(np.abs(d - _median(d))) / math.sqrt(2)
 
 
-def _late_trend(ls: np.ndarray, lv: np.ndarray, sigma: float) -> tuple[float, float]:
-    """Theil-Sen change over the window (Theil 1950, Sen 1968), and that change over its
-    standard error for a least-squares line through n points of noise sigma:
-    sigma * sqrt(12 / n)."""
-    n = len(lv)
-    i, j = _pairs(n)
-    change = _median((lv[j] - lv[i]) / (ls[j] - ls[i])) * (ls[-1] - ls[0])
-    if sigma > 0:
-        return change, change / (sigma * math.sqrt(12.0 / n))
-    return change, (math.copysign(math.inf, change) if change else 0.0)
+def _running_median(v: np.ndarray) -> np.ndarray:
+    """3-point running median (5 points on curves of 16+ levels): a spike sets no level."""
+    if len(v) < 3:
+        return v
+    m = np.concatenate(([v[0]], _median3(v[:-2], v[1:-1], v[2:]), [v[-1]]))
+    if len(v) >= 16:  # a median of medians of 3: robust to two neighbouring spikes
+        m[1:-1] = _median3(m[:-2], m[1:-1], m[2:])
+    return m
+
+
+def _levels(w: np.ndarray, late: int, sigma: float) -> tuple[float, float, float]:
+    """Median of the first and of the second half of the last ``late`` levels, and their
+    difference over its standard error (a median of n normal points: 1.2533 sigma/sqrt n)."""
+    lw = w[-late:]
+    h = late - late // 2
+    a, b = _median(lw[:-h]), _median(lw[-h:])
+    se = 1.2533 * sigma * math.sqrt(1.0 / (late - h) + 1.0 / h)
+    z = (b - a) / se if se > 0 else (math.copysign(math.inf, b - a) if b != a else 0.0)
+    return a, b, z
 
 
 def _describe(c: _Curve, th: Thresholds) -> None:
-    """Fill the trend fields of a curve with at least ``short_points`` points."""
-    s, v = _bins(c, th.max_bins)
-    unit = float(np.max(np.abs(v))) or 1.0
-    v = v / unit  # work in [-1, 1]: no overflow, and scaling a loss changes nothing
+    """Read a curve with at least ``short_points`` points as levels: bin medians, a log
+    scale when it spans decades, window medians of the late part and their effect size."""
+    s, v = _bins(c, c.bins or th.max_bins)
     k = len(v)
-    late = min(k, max(th.min_points, math.ceil(th.late_fraction * k)))
-    ls, lv = s[-late:], v[-late:]
-    level = _median(lv)
-    # Noise from the differences of the late part, or of the last 60 % when the late
-    # part is too short to estimate it.
-    seg = v[-max(late, min(k, 9)):]
+    smooth = _running_median(v)
+    c.log = c.kind == "loss" and smooth.min() > 0 and smooth.max() > th.log_span * smooth.min()
+    unit = float(np.max(np.abs(v))) or 1.0
+    w = np.log(v) if c.log else v / unit  # scaling a loss changes nothing
+    late = min(k, max(4, math.ceil(th.late_fraction * k)))
+    seg = w[-max(late, min(k, 9)):]  # noise from the late part, or the last 9 levels
     sigma = _sigma(seg[1:] - seg[:-1])
-    change, c.t = _late_trend(ls, lv, sigma)
-    # The same on the last half of the late part: a second reader who looks at the very
-    # end (a trend that stopped there makes the label less sure, see _confidence).
-    half = min(late, max(4, late // 2))
-    c.tail_change, c.tail_t = _late_trend(ls[-half:], lv[-half:], sigma)
-    c.tail_change *= unit
-    c.tail_rel = c.tail_change / abs(level * unit) if level else 0.0
-    c.rel = change / abs(level) if level else 0.0
-    c.level, c.n_late, c.change = level * unit, late, change * unit
-    head = v[: min(3, k)]
-    c.start = _median(head) * unit
-    c.end = _median(lv[-min(3, late):]) * unit
-    smooth = np.concatenate(([v[0]], _median3(v[:-2], v[1:-1], v[2:]), [v[-1]])) if k >= 3 else v
-    b = int(np.argmin(smooth))
-    c.lo = float(smooth[b]) * unit
-    c.peak = float(smooth[1:].max() if k > 1 else smooth.max()) * unit  # the first point is the start, no peak
-    c.lo_at_end = b >= k - 2
-    near = (c.steps >= s[max(b - 1, 0)]) & (c.steps <= s[min(b + 1, k - 1)])
-    c.lo_step = float(c.steps[near][np.argmin(c.values[near])]) if near.any() else float(s[b])
+    a, b, c.z = _levels(w, late, sigma)
+    c.first, c.last, c.rel = _back(a, c.log, unit), _back(b, c.log, unit), _ratio(a, b, c.log)
+    tail = min(late, max(4, late // 2))
+    ta, tb, c.tail_z = _levels(w, tail, sigma)
+    c.tail_rel = _ratio(ta, tb, c.log)
+    c.n_late = late
+    c.start = float(_median(v[: min(3, k)]))
+    i = int(np.argmin(smooth))
+    c.lo, c.peak = float(smooth[i]), float(smooth[1:].max() if k > 1 else smooth.max())
+    c.lo_at_end = i >= k - max(2, k // 10)
+    near = (c.steps >= s[max(i - 1, 0)]) & (c.steps <= s[min(i + 1, k - 1)])
+    c.lo_step = float(c.steps[near][np.argmin(c.values[near])]) if near.any() else float(s[i])
     raw = c.values[-max(late, math.ceil(th.late_fraction * len(c.values))):] / unit
     c.noise = _sigma(raw[1:] - raw[:-1]) * unit
     if len(c.values) >= 2 * th.min_points:
         c.spikes = _spikes(c.values / unit)
     dv = c.values[1:] - c.values[:-1]
     c.monotone = 1 if np.all(dv < 0) else (-1 if np.all(dv > 0) else 0)
+
+
+def _back(x: float, log: bool, unit: float) -> float:
+    return math.exp(x) if log else x * unit
+
+
+def _ratio(a: float, b: float, log: bool) -> float:
+    """last / first - 1 of two levels on the working scale (relative to |first| for
+    curves that cross zero)."""
+    if log:
+        return math.expm1(b - a)
+    return (b - a) / abs(a) if a else (0.0 if b == a else math.copysign(math.inf, b - a))
 
 
 def _spikes(v: np.ndarray) -> int:
@@ -263,13 +286,15 @@ def _acc_gap(hist: Mapping, roles: Mapping[str, str]) -> tuple[float | None, flo
 def _drop_restored_point(curves: dict[str, _Curve], reasons: list[str]) -> bool:
     """Keras EarlyStopping(restore_best_weights) and XGBoost/LightGBM early stopping log
     the best iteration's metrics once more, one step past the end: the curve "drops back".
+    A curve that does not move (stuck at chance) repeats nothing; its last point stays.
     """
     ref = curves.get("test")
     if ref is None or len(ref.values) < 5:
         return False
     v = ref.values
     b = int(np.argmin(v[:-1]))
-    if b >= len(v) - 3 or abs(v[-1] - v[b]) > 1e-6 * abs(v[b]):
+    tol = 1e-6 * abs(v[b])
+    if b >= len(v) - 3 or abs(v[-1] - v[b]) > tol or abs(v[-2] - v[-1]) <= tol or _median(v[:-1]) - v[b] <= tol:
         return False
     step = ref.steps[-1]
     for c in curves.values():
@@ -289,6 +314,7 @@ class _Verdict:
     cap: Confidence = "high"  # the most confidence this rule can give
     onset: bool = False  # overfitting: find the onset step
     flag: str | None = None
+    reads: tuple[str, ...] = ()  # the curves whose late trend decided (their noise lowers confidence)
 
 
 @dataclass
@@ -309,43 +335,64 @@ class _Run:
         return self.train, self.test
 
 
-def _visible(c: _Curve) -> bool:
-    """A trend a person sees on the raw plot: at least one noise sigma of the raw points
-    (a drift hidden inside a minibatch-noise band is read as flat)."""
-    return abs(c.change) >= c.noise
+def _direction(c: _Curve, th: Thresholds) -> int:
+    """-1 falling, +1 rising, 0 flat. A change of the level under ``flat_rel`` is flat; one
+    of ``sure_rel`` or more is a move whatever the noise (the noise lowers the confidence);
+    in between it must stand out of the noise (one-sided test at ``z_crit``)."""
+    r = c.rel
+    if abs(r) < th.flat_rel or not (abs(r) >= th.sure_rel or abs(c.z) >= th.z_crit):
+        return 0
+    return 1 if r > 0 else -1
 
 
 def _falling(c: _Curve, th: Thresholds) -> bool:
-    return c.t <= -th.z_crit and c.rel <= -th.flat_rel and _visible(c)
+    return _direction(c, th) < 0
 
 
 def _rising(c: _Curve, th: Thresholds) -> bool:
-    return c.t >= th.z_crit and c.rel >= th.flat_rel and _visible(c)
+    return _direction(c, th) > 0
 
 
 def _clearly_falling(c: _Curve, th: Thresholds) -> bool:
     return _falling(c, th) and c.rel <= -th.clear_rel
 
 
+def _noisy(c: _Curve, th: Thresholds) -> bool:
+    """A move read from its size alone: large, but inside the curve's own noise."""
+    return abs(c.rel) >= th.flat_rel and abs(c.z) < th.z_crit
+
+
 def _trend(c: _Curve, th: Thresholds) -> str:
-    return "falling" if _falling(c, th) else ("rising" if _rising(c, th) else "flat")
+    return ("flat", "rising", "falling")[_direction(c, th)]
 
 
 def _improved(c: _Curve, th: Thresholds) -> bool:
     """Over the whole run: the late level sits gl_alpha below the first points."""
-    return c.start - c.level > th.gl_alpha * abs(c.start)
+    return c.start - c.last > th.gl_alpha * abs(c.start)
 
 
 def _gl(c: _Curve) -> float:
     """Prechelt's generalisation loss of the late level (a median, robust to one good or
-    bad last point) against the minimum of the 3-point running median."""
+    bad last point) against the lowest running-median level."""
     if c.lo == 0:
-        return math.inf if c.level > 0 else 0.0
-    return (c.level - c.lo) / abs(c.lo)
+        return math.inf if c.last > 0 else 0.0
+    return (c.last - c.lo) / abs(c.lo)
+
+
+def _change_txt(c: _Curve) -> str:
+    """'fell 28 % (0.52 -> 0.37)' or 'fell 3.1x': relative to where the late part started."""
+    ends = f"({_fmt(c.first)} → {_fmt(c.last)})"
+    if c.first > 0 and c.last > 0 and max(c.first / c.last, c.last / c.first) >= 2:
+        verb = "fell" if c.last < c.first else "rose"
+        return f"{verb} {_fmt(max(c.first / c.last, c.last / c.first))}x {ends}"
+    if abs(c.rel) < 0.0005:
+        return f"did not move {ends}"
+    verb = "fell" if c.rel < 0 else "rose"
+    return f"{verb} {abs(c.rel) * 100:.2g} % {ends}"
 
 
 def _moved(c: _Curve, th: Thresholds) -> str:
-    return f"{c.key!r} moved {_pct(c.rel)} over the last {_fmt(th.late_fraction * 100)} % ({_trend(c, th)})"
+    return f"{c.key!r} {_change_txt(c)} over the last {_fmt(th.late_fraction * 100)} % ({_trend(c, th)})"
 
 
 def _full(run: _Run) -> bool:
@@ -383,10 +430,10 @@ def rule_exploded(run: _Run, th: Thresholds) -> _Verdict | None:
     for c in (run.train, run.test):
         if c is None or c.lo <= 0:
             continue
-        if c.end > th.blowup * c.lo:
-            return _Verdict("diverging", _said(f"{c.key!r} blew up to {_fmt(c.end)}, over {_fmt(th.blowup)}x its best "
+        if c.last > th.blowup * c.lo:
+            return _Verdict("diverging", _said(f"{c.key!r} blew up to {_fmt(c.last)}, over {_fmt(th.blowup)}x its best "
                             f"({_fmt(c.lo)}): the weights exploded."))
-        if c.peak > th.blowup * max(c.start, c.end, float(c.values[0])):
+        if c.peak > th.blowup * max(c.start, c.last, float(c.values[0])):
             return _Verdict("diverging", _said(f"{c.key!r} exploded to {_fmt(c.peak)} mid-run, over {_fmt(th.blowup)}x "
                             "where it started and ended: training is unstable (learning rate too high)."))
     return None
@@ -399,11 +446,12 @@ def rule_train_rises(run: _Run, th: Thresholds) -> _Verdict | None:
     c, te = run.train, run.test
     if c is None or (te is not None and te.lo_at_end and not _rising(te, th)):
         return None
-    above_best = c.level - c.lo > max(th.gl_alpha * abs(c.lo), c.noise, th.rise_range * (c.peak - c.lo))
-    above_start = c.level - c.start > max(th.gl_alpha * abs(c.start), 3 * c.noise) and c.t > 0
+    above_best = c.last - c.lo > max(th.gl_alpha * abs(c.lo), c.noise, th.rise_range * (c.peak - c.lo))
+    above_start = c.last - c.start > max(th.gl_alpha * abs(c.start), 3 * c.noise) and c.rel > 0
     if (_rising(c, th) and above_best) or above_start:
-        return _Verdict("diverging", lambda: f"The train curve {c.key!r} gets worse: now {_fmt(c.level)} against "
-                        f"{_fmt(c.start)} at the start and a best of {_fmt(c.lo)}; {_moved(c, th)}.", "medium")
+        return _Verdict("diverging", lambda: f"The train curve {c.key!r} gets worse: now {_fmt(c.last)} against "
+                        f"{_fmt(c.start)} at the start and a best of {_fmt(c.lo)}; {_moved(c, th)}.", "medium",
+                        reads=("train",))
     return None
 
 
@@ -411,9 +459,9 @@ def rule_far_above_chance(run: _Run, th: Thresholds) -> _Verdict | None:
     """A classifier (it logs an accuracy) whose loss sits far above any chance level:
     the weights blew up (often before the first log)."""
     c = run.train
-    if c is None or c.kind != "loss" or not run.classifier or c.level <= th.chance_ce:
+    if c is None or c.kind != "loss" or not run.classifier or c.last <= th.chance_ce:
         return None
-    return _Verdict("diverging", lambda: f"The train loss {c.key!r} sits at {_fmt(c.level)} over the late part: a "
+    return _Verdict("diverging", lambda: f"The train loss {c.key!r} sits at {_fmt(c.last)} over the late part: a "
                     f"classifier's cross-entropy above {_fmt(th.chance_ce)} is far beyond chance level.", "medium")
 
 
@@ -425,13 +473,21 @@ def rule_no_pair(run: _Run, th: Thresholds) -> _Verdict | None:
                     f"finite points needed); metric keys found: {run.found}.", "high")
 
 
+def _at_chance(c: _Curve) -> int:
+    """k when the loss sits at ln(k), a uniform guess over k classes (2..20), else 0."""
+    if c.kind != "loss":
+        return 0
+    return next((k for k in range(2, 21) if abs(c.last - math.log(k)) < 0.01 * math.log(k)), 0)
+
+
 def rule_short_run(run: _Run, th: Thresholds) -> _Verdict | None:
-    """A handful of points still says something when it is monotone and large."""
+    """A handful of points still says something when it is monotone and large, or when
+    it sits at chance level without moving."""
     tr, te = run.both()
     if min(len(tr.values), len(te.values)) >= th.min_points:
         return None
     n = min(len(tr.values), len(te.values))
-    fall = (te.start - te.end) / abs(te.start) if te.start else 0.0
+    fall = (te.start - te.values[-1]) / abs(te.start) if te.start else 0.0
     if te.monotone == 1 and fall >= th.short_fall and tr.monotone != -1:
         return _Verdict("learning", lambda: f"Only {n} points, but {te.key!r} fell {_fmt(fall * 100)} % at every step.", "low")
     if te.monotone == -1 and tr.monotone == 1:
@@ -439,6 +495,9 @@ def rule_short_run(run: _Run, th: Thresholds) -> _Verdict | None:
                         "low", onset=True)
     if te.monotone == -1 and tr.monotone == -1:
         return _Verdict("diverging", lambda: f"Only {n} points, and both curves rose at every step.", "low")
+    if _at_chance(tr) and abs(fall) < th.short_fall:
+        return _Verdict("plateau", lambda: f"Only {n} points, at chance level and not moving{_chance_level(tr)}.", "low",
+                        flag="stalled")
     return _Verdict("insufficient_data", lambda: f"Only {n} points and no monotone trend: too short to judge "
                     f"(at least {th.min_points} needed).", "low")
 
@@ -451,22 +510,35 @@ def rule_acc_gap(run: _Run, th: Thresholds) -> _Verdict | None:
                     f"{_step_txt(run.gap_step)} (threshold {_fmt(th.acc_gap * 100)}).", onset=True)
 
 
+def rule_never_generalised(run: _Run, th: Thresholds) -> _Verdict | None:
+    """The whole run: train fell ``halved``x or more while test never got below its first
+    values and is not falling now: generalisation never came."""
+    tr, te = run.both()
+    if not (tr.start > 0 and tr.last <= th.halved * tr.start) or te.lo < (1 - th.gl_alpha) * te.start:
+        return None
+    if _falling(te, th):
+        return None
+    return _Verdict("overfitting", lambda: f"Over the whole run {tr.key!r} fell from {_fmt(tr.start)} to {_fmt(tr.last)} "
+                    f"while {te.key!r} never got below its first values ({_fmt(te.start)}, best {_fmt(te.lo)}): the "
+                    "model fits its training set and does not generalise.", onset=True, reads=("test",))
+
+
 def rule_test_left_minimum(run: _Run, th: Thresholds) -> _Verdict | None:
     """Prechelt 1998, "Early stopping - but when?": GL = E/E_opt - 1 above alpha means the
     test loss left its minimum; it must also stand out of the noise and not be on its way
     back (still falling late is allowed only when far above the minimum)."""
     tr, te = run.both()
     gl = _gl(te)
-    if te.lo_at_end or gl <= th.gl_alpha or te.level - te.lo <= te.noise or _rising(tr, th):
+    if te.lo_at_end or gl <= th.gl_alpha or te.last - te.lo <= te.noise or _rising(tr, th):
         return None
-    train_learns = _falling(tr, th) or tr.lo_at_end or (0 < tr.level < th.train_low * te.level)
+    train_learns = _falling(tr, th) or tr.lo_at_end or (0 < tr.last < th.train_low * te.last)
     if not train_learns:  # both settled, the test a little above an early dip: a plateau
         return None
     if _falling(te, th) and gl <= 2 * th.gl_alpha:
         return None
-    return _Verdict("overfitting", lambda: f"The test curve {te.key!r} sits {_fmt(gl * 100)} % above its minimum at step "
-                    f"{_step_txt(te.lo_step)} (Prechelt's GL > {_fmt(th.gl_alpha * 100)} %) while {_moved(tr, th)}.",
-                    onset=True)
+    return _Verdict("overfitting", lambda: f"The test curve {te.key!r} sits {_fmt(gl * 100)} % above its best level "
+                    f"({_fmt(te.lo)} at step {_step_txt(te.lo_step)}; Prechelt's GL > {_fmt(th.gl_alpha * 100)} %) "
+                    f"while {_moved(tr, th)}.", onset=True, reads=("train",))
 
 
 def rule_test_acc_far_above(run: _Run, th: Thresholds) -> _Verdict | None:
@@ -482,48 +554,59 @@ def rule_test_acc_far_above(run: _Run, th: Thresholds) -> _Verdict | None:
 
 def rule_test_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.both()
-    if not (tr.level > 0 and te.level > 0 and tr.start > 0 and te.start > 0):
+    if not (tr.last > 0 and te.last > 0 and tr.start > 0 and te.start > 0):
         return None
-    if te.level < th.far_below * tr.level and te.start < th.far_below * tr.start:
+    if te.last < th.far_below * tr.last and te.start < th.far_below * tr.start:
         return _Verdict("data_issue", lambda: f"The test loss stays under {_fmt(th.far_below)}x the train loss from start "
-                        f"to end ({_fmt(te.level)} against {_fmt(tr.level)}): more than dropout or augmentation "
+                        f"to end ({_fmt(te.last)} against {_fmt(tr.last)}): more than dropout or augmentation "
                         "explain; check for leakage or a mismatched split.", "medium")
     return None
 
 
 def rule_train_flat_test_falls(run: _Run, th: Thresholds) -> _Verdict | None:
-    """Train flat while test improves: never improved at all, or flat next to a test
-    curve that sits below it and falls more than twice as fast (label noise)."""
+    """Train flat (or worse) while test still improves: the model learns what generalises
+    but not its own training labels (label noise looks like this)."""
     tr, te = run.both()
-    if not _falling(te, th) or _rising(tr, th):
-        return None
-    never = not _improved(tr, th) and not _falling(tr, th) and _clearly_falling(te, th)
-    lagging = 0 < te.level < tr.level and tr.rel > th.data_ratio * te.rel and abs(tr.rel) < th.clear_rel
-    if not (never or lagging):
-        return None
-    return _Verdict("data_issue", lambda: f"Train is flat next to test ({_moved(tr, th)}; {_moved(te, th)}; train "
-                    f"{_fmt(tr.level)}, test {_fmt(te.level)}): the model learns what generalises but not its own "
-                    "training labels.", "medium")
+    if not _falling(te, th) or _falling(tr, th) or tr.rel <= th.data_ratio * te.rel:
+        return None  # (train falling more than half as fast as test is both learning, slowly)
+    # train learned, then settled while test creeps down a little: converging, as likely
+    cap: Confidence = "medium" if _clearly_falling(te, th) and not _improved(tr, th) else "low"
+    return _Verdict("data_issue", lambda: f"Train is flat next to test ({_moved(tr, th)}; {_moved(te, th)}): the model "
+                    "learns what generalises but not its own training labels.", cap, reads=("train", "test"))
 
 
-def _outpaced(tr: _Curve, te: _Curve, th: Thresholds) -> bool:
-    """Train still clearly improves and test improves less than twin_ratio as fast."""
-    return _clearly_falling(tr, th) and te.rel > th.twin_ratio * tr.rel
+def _at_best_and_falling(c: _Curve, th: Thresholds) -> bool:
+    """At its best level at the very end and still lower than the late part began, beyond
+    the noise: improving, if slowly (LABELLING.md: "still improving at the end")."""
+    return c.lo_at_end and c.rel <= -th.flat_rel / 2 and c.z <= -th.z_crit / 2
 
 
 def rule_still_learning(run: _Run, th: Thresholds) -> _Verdict | None:
+    """Test falling; or at its best at the end and still lower, while train falls too
+    (validation improving more slowly than train is learning, not overfitting)."""
     tr, te = run.both()
-    if not _falling(te, th) or (_outpaced(tr, te, th) and not _clearly_falling(te, th)):
+    if not (_falling(te, th) or (_at_best_and_falling(te, th) and _falling(tr, th))):
         return None
-    return _Verdict("learning", lambda: f"The test curve still improves: {_moved(te, th)}; {_moved(tr, th)}.")
+    return _Verdict("learning", lambda: f"The test curve still improves: {_moved(te, th)}; {_moved(tr, th)}.",
+                    reads=("test",))
+
+
+def rule_monotone_short(run: _Run, th: Thresholds) -> _Verdict | None:
+    """A few epochs, test better at every one of them, train not worse: learning, by a
+    little (a curve near chance that improves every epoch has not stalled)."""
+    tr, te = run.both()
+    if len(te.values) >= 2 * th.min_points or te.monotone != 1 or tr.monotone == -1 or _rising(tr, th):
+        return None
+    return _Verdict("learning", lambda: f"Only {len(te.values)} points, and {te.key!r} improved at every one of them "
+                    f"({_fmt(te.start)} → {_fmt(float(te.values[-1]))}).", "low")
 
 
 def rule_train_outpaces_test(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.both()
-    if not _outpaced(tr, te, th) and not (_clearly_falling(tr, th) and _trend(te, th) != "falling"):
+    if not _clearly_falling(tr, th) or _falling(te, th):
         return None
     return _Verdict("overfitting", lambda: f"Train keeps improving while test has stopped: {_moved(tr, th)}; "
-                    f"{_moved(te, th)}.", onset=True)
+                    f"{_moved(te, th)}.", onset=True, reads=("train", "test"))
 
 
 def rule_test_rises(run: _Run, th: Thresholds) -> _Verdict | None:
@@ -531,14 +614,14 @@ def rule_test_rises(run: _Run, th: Thresholds) -> _Verdict | None:
     if not _rising(te, th):
         return None
     return _Verdict("overfitting", lambda: f"Test gets worse while train does not: {_moved(te, th)}; {_moved(tr, th)}.",
-                    onset=True)
+                    onset=True, reads=("test",))
 
 
 def rule_train_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.both()
-    if not (tr.level > 0 and te.level > 0) or te.lo_at_end or tr.level >= th.train_low * te.level:
+    if not (tr.last > 0 and te.last > 0) or te.lo_at_end or tr.last >= th.train_low * te.last:
         return None
-    return _Verdict("overfitting", lambda: f"Train has flattened far below test ({_fmt(tr.level)} against {_fmt(te.level)}, "
+    return _Verdict("overfitting", lambda: f"Train has flattened far below test ({_fmt(tr.last)} against {_fmt(te.last)}, "
                     f"under {_fmt(th.train_low)}x) and test is past its best: the model memorised its training set.",
                     "medium", onset=True)
 
@@ -549,7 +632,7 @@ def rule_plateau(run: _Run, th: Thresholds) -> _Verdict | None:
     what = "improved, then flattened" if improved else "never improved"
     return _Verdict("plateau", lambda: f"Test has stopped improving and train is not clearly improving either: "
                     f"{_moved(tr, th)}; {_moved(te, th)}; the run {what}{_chance_level(tr)}.",
-                    flag="converged" if improved else "stalled")
+                    flag="converged" if improved else "stalled", reads=("train", "test"))
 
 
 Rule = Callable[[_Run, Thresholds], "_Verdict | None"]
@@ -566,11 +649,13 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("short_run", rule_short_run),
     ("far_above_chance", rule_far_above_chance),
     ("acc_gap", rule_acc_gap),
+    ("never_generalised", rule_never_generalised),
     ("test_left_minimum", rule_test_left_minimum),
     ("test_acc_far_above", rule_test_acc_far_above),
     ("test_far_below", rule_test_far_below),
     ("train_flat_test_falls", rule_train_flat_test_falls),
     ("still_learning", rule_still_learning),
+    ("monotone_short", rule_monotone_short),
     ("train_outpaces_test", rule_train_outpaces_test),
     ("test_rises", rule_test_rises),
     ("train_far_below", rule_train_far_below),
@@ -598,29 +683,39 @@ def _neighbours(th: Thresholds) -> tuple[Thresholds, ...]:
 
 def _tail_view(run: _Run) -> _Run:
     """The run as read from the last half of the late part only."""
-    view = {s: dc_replace(c, change=c.tail_change, rel=c.tail_rel, t=c.tail_t)
+    view = {s: dc_replace(c, rel=c.tail_rel, z=c.tail_z)
             for s, c in (("train", run.train), ("test", run.test)) if c is not None}
     return dc_replace(run, train=view.get("train"), test=view.get("test"))
 
 
-def _confidence(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> tuple[Confidence, Regime | None]:
-    """How sure the label is: re-derived with each sensitivity threshold moved by
-    ``tolerance`` both ways, one at a time, and from the last half of the late part
-    alone. A label nothing changes is as sure as its rule allows (``cap``); one that
-    flips names what it flips to as the runner-up; many flips make it ``low``."""
+def _flips(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> dict[Regime, int]:
+    """What the label turns into with each sensitivity threshold moved by ``tolerance``
+    both ways, one at a time, and from the last half of the late part alone."""
     flips: dict[Regime, int] = {}
-    views = [(run, moved) for moved in _neighbours(th)] if index >= INSENSITIVE else []
-    if views and _full(run):
+    if index < INSENSITIVE:  # the insensitive rules read no threshold a neighbour moves
+        return flips
+    views = [(run, moved) for moved in _neighbours(th)]
+    if _full(run):
         views.append((_tail_view(run), th))
-    for view, moved in views:  # the insensitive rules did not fire and cannot fire here
+    for view, moved in views:
         regime = _decide(view, moved, INSENSITIVE)[1].regime
         if regime != verdict.regime:
             flips[regime] = flips.get(regime, 0) + 1
             if sum(flips.values()) > 2:
                 break
-    level = _RANK[verdict.cap] - (1 if flips else 0) - (1 if sum(flips.values()) > 2 else 0)
-    if _full(run) and min(len(c.values) for c in run.both()) < 2 * th.min_points:
-        level = min(level, 1)  # a handful of points is a sketch
+    return flips
+
+
+def _confidence(run: _Run, th: Thresholds, index: int, verdict: _Verdict) -> tuple[Confidence, Regime | None]:
+    """As sure as the rule allows (``cap``), one step less when a neighbour of the
+    thresholds or the end-only reader flips it (the runner-up is what it flips to), or when
+    a deciding curve's move is read from its size inside its own noise; two steps less for
+    many flips. A handful of points is a sketch: at most medium under ``sure_points``."""
+    flips = _flips(run, th, index, verdict)
+    noisy = any(c is not None and _noisy(c, th) for c in (getattr(run, s) for s in verdict.reads))
+    level = _RANK[verdict.cap] - (1 if flips else 0) - (1 if noisy else 0) - (1 if sum(flips.values()) > 2 else 0)
+    if _full(run) and min(len(c.values) for c in run.both()) < th.sure_points:
+        level = min(level, 1)
     runner_up = max(flips.items(), key=lambda kv: kv[1])[0] if flips else None
     return _LEVEL[max(level, 0)], runner_up
 
@@ -647,13 +742,40 @@ def _side(split: str, roles: Mapping[str, str], histories: Mapping, reasons: lis
     return None
 
 
-def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th: Thresholds) -> Diagnosis:
+def _counts(histories: Mapping[str, object]) -> dict[str, int]:
     counts = {}
     for k, series in histories.items():
         try:
             counts[str(k)] = len(as_arrays(series)[0])
         except (TypeError, ValueError):
             counts[str(k)] = 0
+    return counts
+
+
+def _read_curves(curves: dict[str, _Curve], th: Thresholds, flags: set[str], reasons: list[str]) -> dict[str, _Curve]:
+    """Set aside what is no part of a curve (a restored best point, a one-off final
+    evaluation), align the resolutions and describe every curve that has enough points."""
+    if any(c.nonfinite for c in curves.values()):
+        flags.add("nonfinite")
+    if _drop_restored_point(curves, reasons):
+        flags.add("early_stopped")
+    for split, c in curves.items():
+        if _drop_extra_eval(c):
+            reasons.append(f"The last {split} point (step {_step_txt(c.steps[-1])} was the last regular one) is a "
+                           "one-off evaluation after training; it is left out of the trends.")
+    usable = {s: c for s, c in curves.items() if len(c.values) >= th.short_points}
+    _align(usable, th)
+    for c in usable.values():
+        _describe(c, th)
+        if c.spikes:
+            flags.add("spikes")
+        if c.noise > 0.05 * max(abs(c.last), 1e-12):  # jitter over 5 % of the level
+            flags.add("oscillating")
+    return usable
+
+
+def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th: Thresholds) -> Diagnosis:
+    counts = _counts(histories)
     try:
         roles = resolve_roles(counts, keys)
     except ValueError as exc:
@@ -664,21 +786,7 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
     curves = {s: c for s in ("train", "test") if (c := _side(s, roles, histories, reasons)) is not None}
     last_step = max((float(c.steps[-1]) for c in curves.values() if len(c.steps)), default=None)
     gap, gap_step = _acc_gap(histories, roles)
-    if any(c.nonfinite for c in curves.values()):
-        flags.add("nonfinite")
-    if _drop_restored_point(curves, reasons):
-        flags.add("early_stopped")
-    for split, c in curves.items():
-        if _drop_extra_eval(c):
-            reasons.append(f"The last {split} point (step {_step_txt(c.steps[-1])} was the last regular one) is a "
-                           "one-off evaluation after training; it is left out of the trends.")
-    usable = {s: c for s, c in curves.items() if len(c.values) >= th.short_points}
-    for c in usable.values():
-        _describe(c, th)
-        if c.spikes:
-            flags.add("spikes")
-        if c.noise > 0.05 * max(abs(c.level), 1e-12):  # jitter over 5 % of the level
-            flags.add("oscillating")
+    usable = _read_curves(curves, th, flags, reasons)
     found = ", ".join(f"{r}={k!r} ({counts.get(k, 0)} points)" for r, k in roles.items()) or "none"
     run = _Run(curves, usable.get("train"), usable.get("test"), gap, gap_step, found,
                classifier="train_acc" in roles or "test_acc" in roles)
@@ -696,7 +804,7 @@ def _analyze(histories: Mapping[str, object], keys: Mapping[str, str] | None, th
 
 
 def _onset(test: _Curve, th: Thresholds) -> float | None:
-    """First step after the best one where the test curve is GL-alpha above its minimum."""
+    """First step after the best one where the test curve is GL-alpha above its best level."""
     after = test.steps > test.lo_step
     above = after & (test.values > test.lo * (1 + th.gl_alpha) + test.noise)
     idx = np.flatnonzero(above)
@@ -705,12 +813,8 @@ def _onset(test: _Curve, th: Thresholds) -> float | None:
 
 def _chance_level(c: _Curve) -> str:
     """Cross-entropy of a uniform guess is ln(classes): say so when the loss sits there."""
-    if c.kind != "loss":
-        return ""
-    for k in range(2, 21):
-        if abs(c.level - math.log(k)) < 0.01 * math.log(k):
-            return f" (loss ≈ ln {k} = {math.log(k):.3f}, chance level for {k} classes)"
-    return ""
+    k = _at_chance(c)
+    return f" (loss ≈ ln {k} = {math.log(k):.3f}, chance level for {k} classes)" if k else ""
 
 
 def analyze_frame(frame, keys: Mapping[str, str] | None = None, thresholds: Thresholds | None = None) -> dict:

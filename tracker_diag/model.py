@@ -8,7 +8,9 @@ from dataclasses import asdict, astuple, dataclass, field, fields, replace
 from typing import Literal, get_args
 
 # 2: rule table, confidence, trends judged against the curve's own noise (issue 9).
-ANALYZER_VERSION = "2"
+# 3: curves read as levels (window medians, log scale across decades, per-epoch
+#    aggregation), effect sizes with a practical band, the whole run (issue 19).
+ANALYZER_VERSION = "3"
 
 Regime = Literal["learning", "overfitting", "data_issue", "plateau", "diverging", "insufficient_data"]
 REGIMES: tuple[Regime, ...] = get_args(Regime)
@@ -56,13 +58,20 @@ class Thresholds:
     flat_rel: float = 0.02
     # "Clearly improving": 5 % of its level over the late part, Prechelt's GL5 mirrored.
     clear_rel: float = 0.05
-    # A test curve improving less than this fraction of the train curve's late
-    # improvement has practically stopped while train still learns (judgement; the old
-    # analyzer's twin rule used 0.25).
-    twin_ratio: float = 0.2
-    # Train improving less than this fraction of the test curve's late improvement while
-    # test sits below train: train is flat next to test, the label-noise signature
-    # (judgement: dropout and augmentation make the two fall at similar rates).
+    # A change of the late level this large is a move however noisy the curve (the noise
+    # only lowers the confidence): a 10 % fall of a window median is what a reader sees on
+    # any plot (judgement, LABELLING.md "clearly improving"; chosen leave-one-repository-out).
+    sure_rel: float = 0.10
+    # A loss whose level spans more than this factor is read on a log scale (a decade: the
+    # trackers' own charts switch to log there).
+    log_span: float = 10.0
+    # Train ending at or under this fraction of its start ("train halves") while test never
+    # got below its first values: generalisation never came (LABELLING.md, "in the light of
+    # the whole run"; judgement).
+    halved: float = 0.5
+    # Train improving less than this fraction of the test curve's late improvement is flat
+    # next to it, the label-noise signature (judgement: dropout and augmentation make the
+    # two fall at similar rates).
     data_ratio: float = 0.5
     # A rise of the train loss that is a visible part of its plot: a fifth of its range.
     rise_range: float = 0.2
@@ -86,6 +95,8 @@ class Thresholds:
     short_fall: float = 0.1
     # Long curves are reduced to this many bin medians before trends are read.
     max_bins: int = 64
+    # Fewer points than this per curve is at most medium: a sketch, not a curve (judgement).
+    sure_points: int = 10
     # Confidence: the label is re-derived with each sensitivity threshold moved by this
     # factor both ways; a label that holds is high, one that flips names its runner-up.
     tolerance: float = 1.5
@@ -102,7 +113,7 @@ class Thresholds:
             raise ValueError(f"max_bins must be at least 8, got {self.max_bins}")
         if not self.tolerance >= 1:
             raise ValueError(f"tolerance must be at least 1, got {self.tolerance}")
-        for name in SENSITIVITY + ("train_low", "blowup", "short_fall", "rise_range", "chance_ce"):
+        for name in SENSITIVITY + ("train_low", "blowup", "short_fall", "rise_range", "chance_ce", "log_span"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -119,7 +130,7 @@ class Thresholds:
 
 
 # The thresholds that say how sure a change must be; confidence moves these.
-SENSITIVITY = ("acc_gap", "reverse_gap", "gl_alpha", "z_crit", "flat_rel", "clear_rel", "twin_ratio", "data_ratio", "far_below")
+SENSITIVITY = ("acc_gap", "reverse_gap", "gl_alpha", "z_crit", "flat_rel", "clear_rel", "sure_rel", "data_ratio", "far_below", "halved")
 
 
 @dataclass(frozen=True)
