@@ -609,14 +609,6 @@ def rule_train_outpaces_test(run: _Run, th: Thresholds) -> _Verdict | None:
                     f"{_moved(te, th)}.", onset=True, reads=("train", "test"))
 
 
-def rule_test_rises(run: _Run, th: Thresholds) -> _Verdict | None:
-    tr, te = run.both()
-    if not _rising(te, th):
-        return None
-    return _Verdict("overfitting", lambda: f"Test gets worse while train does not: {_moved(te, th)}; {_moved(tr, th)}.",
-                    onset=True, reads=("test",))
-
-
 def rule_train_far_below(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.both()
     if not (tr.last > 0 and te.last > 0) or te.lo_at_end or tr.last >= th.train_low * te.last:
@@ -657,7 +649,6 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("still_learning", rule_still_learning),
     ("monotone_short", rule_monotone_short),
     ("train_outpaces_test", rule_train_outpaces_test),
-    ("test_rises", rule_test_rises),
     ("train_far_below", rule_train_far_below),
     ("plateau", rule_plateau),
 )

@@ -53,15 +53,18 @@ class Thresholds:
     gl_alpha: float = 0.05
     # One-sided 5 % test of a late trend against the curve's own point-to-point noise.
     z_crit: float = 1.645
-    # A late change under 2 % of the curve's level is flat: what careful readers call
-    # "stopped improving" (LABELLING.md), the same ±2 % band the naive reading uses.
-    flat_rel: float = 0.02
+    # A change of the late level (the median of the last fifth of the run against the fifth
+    # before) under 1 % is flat: what careful readers call "stopped improving" (LABELLING.md;
+    # the naive reading's ±2 % between quarters, for windows a fifth of the run apart; chosen
+    # leave-one-repository-out on the grid of scripts/evaluate_analyzer.py).
+    flat_rel: float = 0.01
     # "Clearly improving": 5 % of its level over the late part, Prechelt's GL5 mirrored.
     clear_rel: float = 0.05
     # A change of the late level this large is a move however noisy the curve (the noise
-    # only lowers the confidence): a 10 % fall of a window median is what a reader sees on
-    # any plot (judgement, LABELLING.md "clearly improving"; chosen leave-one-repository-out).
-    sure_rel: float = 0.10
+    # only lowers the confidence): a 5 % fall of a window median is what a reader sees on
+    # any plot (LABELLING.md "clearly improving", Prechelt's GL5 mirrored; chosen
+    # leave-one-repository-out on the grid of scripts/evaluate_analyzer.py).
+    sure_rel: float = 0.05
     # A loss whose level spans more than this factor is read on a log scale (a decade: the
     # trackers' own charts switch to log there).
     log_span: float = 10.0
