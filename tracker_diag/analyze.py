@@ -358,7 +358,7 @@ def _clearly_falling(c: _Curve, th: Thresholds) -> bool:
 
 
 def _noisy(c: _Curve, th: Thresholds) -> bool:
-    """A move read from its size alone: large, but inside the curve's own noise."""
+    """A move read mostly from its size: large, but not clearly out of the curve's noise."""
     return abs(c.rel) >= th.flat_rel and abs(c.z) < th.z_crit
 
 
@@ -595,8 +595,10 @@ def rule_monotone_short(run: _Run, th: Thresholds) -> _Verdict | None:
     """A few epochs, test better at every one of them, train not worse: learning, by a
     little (a curve near chance that improves every epoch has not stalled)."""
     tr, te = run.both()
-    if len(te.values) >= 2 * th.min_points or te.monotone != 1 or tr.monotone == -1 or _rising(tr, th):
+    if len(te.values) >= th.sure_points or te.monotone != 1 or tr.monotone == -1 or _rising(tr, th):
         return None
+    if te.rel <= -th.sure_rel:
+        return None  # a clear fall: still_learning reads it
     return _Verdict("learning", lambda: f"Only {len(te.values)} points, and {te.key!r} improved at every one of them "
                     f"({_fmt(te.start)} → {_fmt(float(te.values[-1]))}).", "low")
 
@@ -646,8 +648,8 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("test_acc_far_above", rule_test_acc_far_above),
     ("test_far_below", rule_test_far_below),
     ("train_flat_test_falls", rule_train_flat_test_falls),
-    ("still_learning", rule_still_learning),
     ("monotone_short", rule_monotone_short),
+    ("still_learning", rule_still_learning),
     ("train_outpaces_test", rule_train_outpaces_test),
     ("train_far_below", rule_train_far_below),
     ("plateau", rule_plateau),

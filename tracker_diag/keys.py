@@ -16,13 +16,15 @@ ROLES = ("train_loss", "test_loss", "train_acc", "test_acc")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # Lower is better; rank = preference within the role (lower first).
-_LOSS = {"loss": 0, "logloss": 1, "mlogloss": 1, "nll": 1, "crossentropy": 1, "ce": 2,
+_LOSS = {"loss": 0, "los": 0, "logloss": 1, "mlogloss": 1, "nll": 1, "crossentropy": 1, "ce": 2,
          "rmse": 3, "mse": 4, "mae": 5, "l2": 6, "l1": 6, "merror": 7, "error": 7, "err": 7,
          "wer": 8, "cer": 8}
 # Higher is better. Ultralytics YOLO's mAP50-95 before mAP50 (tokens "map50", "95").
 _ACC = {"accuracy": 0, "acc": 0, "top1": 1, "map50": 2, "auc": 2, "f1": 3, "top5": 4}
 _TRAIN = {"train", "training", "learn", "trn"}
-_TEST = {"test", "val", "valid", "validation", "eval", "evaluation", "dev", "holdout", "testing"}
+# (with the misspellings real logs carry: "vaild", "validaton", "valdation")
+_TEST = {"test", "val", "valid", "validation", "eval", "evaluation", "dev", "holdout", "testing", "vaild", "validaton",
+         "valdation", "vali"}
 # Keys that carry a metric word but are no learning curve.
 _NOT_A_CURVE = {"lr", "grad", "norm", "runtime", "second", "per",
                 "flos", "best", "stopped", "min", "max", "diag", "time", "duration", "std",
