@@ -39,7 +39,10 @@ def test_genuinely_trained_runs_get_their_cause_regime(corpus):
     doubts = [(r.run_name, e, d["regime"], d["confidence"], d["runner_up"])
               for r, (e, d) in zip(corpus, got) if d["regime"] != e]
     assert all(c != "high" and up == e for _, e, _, c, up in doubts), doubts
-    assert len(doubts) <= len(corpus) // 10, doubts
+    # at most two: a "converged" run whose validation is still at its best and a percent or
+    # two lower at the end reads as learning (issue 19: validation at its minimum and still
+    # falling is learning), medium, runner-up plateau
+    assert len(doubts) <= 2, doubts
 
 
 def test_real_overfitting_run_marks_best_step_and_onset(corpus):
@@ -289,7 +292,7 @@ def test_thresholds_digest_follows_every_value():
     base = Thresholds()
     assert base.digest() == Thresholds().digest()
     assert base.digest() != Thresholds(acc_gap=0.3).digest() != Thresholds(flat_rel=0.03).digest()
-    assert base.moved("sure_rel", 2.0).sure_rel == pytest.approx(0.2)
+    assert base.moved("sure_rel", 2.0).sure_rel == pytest.approx(2 * base.sure_rel)
     assert base.moved("acc_gap", 10).acc_gap == 1.0  # a gap stays a fraction
     with pytest.raises(ValueError):
         Thresholds(reverse_gap=1.5)

@@ -3,22 +3,22 @@
 Pure: no I/O, no clock, no environment. Bad data never raises; it becomes a label
 or a flag (``nonfinite``, ``spikes``, ...).
 
-How a curve is read (:func:`_describe`, once per curve):
+How a curve is read (:func:`_describe`, once per curve), as levels:
 1. non-finite points (NaN, ±inf, MLflow's ±1.797e308) are dropped and flagged; steps are
    sorted and de-duplicated (last write wins, as in the trackers); a one-off evaluation
    logged right after the last regular one is set aside;
-2. long curves are reduced to at most ``max_bins`` bin medians (per-minibatch noise
-   goes, the trend stays);
-3. on the late part (``late_fraction``) the Theil–Sen slope gives the size of the trend
-   relative to the curve's level, and a t-like ratio compares it with the curve's own
-   point-to-point noise (differences, so a smooth decelerating curve is not "noise").
+2. a per-step train curve next to a per-epoch validation is read at the validation's
+   resolution (:func:`_align`); long curves are reduced to ``max_bins`` bin medians;
+3. a running median gives the best level (no lucky point, no spike); a loss spanning more
+   than ``log_span`` is read on a log scale;
+4. the late change is the median of the second half of the late part against the first,
+   relative to where it started, with its effect size against the curve's own noise.
 
 How a run is labelled: :data:`RULES`, an ordered table of small named functions of the
 described curves; the first that returns a verdict decides. Confidence comes from
 re-deriving the label with each sensitivity threshold moved by ``tolerance`` both ways
-(:meth:`Thresholds.moved`) and from the last fifth of the run alone: a label that holds
-is ``high``; one that flips is ``medium`` and names the regime it flips to as
-``runner_up`` (see :func:`_confidence`). docs/labels.md has the table in prose.
+(:meth:`Thresholds.moved`), from the end of the run alone, and from the noise of the deciding
+curves (see :func:`_confidence`). docs/labels.md has the table in prose.
 """
 
 from __future__ import annotations
@@ -567,8 +567,8 @@ def rule_train_flat_test_falls(run: _Run, th: Thresholds) -> _Verdict | None:
     """Train flat (or worse) while test still improves: the model learns what generalises
     but not its own training labels (label noise looks like this)."""
     tr, te = run.both()
-    if not _falling(te, th) or _falling(tr, th) or tr.rel <= th.data_ratio * te.rel:
-        return None  # (train falling more than half as fast as test is both learning, slowly)
+    if not _falling(te, th) or tr.rel <= max(th.data_ratio * te.rel, -th.flat_rel):
+        return None  # train falling (by flat_rel, or half as fast as test) is both learning
     # train learned, then settled while test creeps down a little: converging, as likely
     cap: Confidence = "medium" if _clearly_falling(te, th) and not _improved(tr, th) else "low"
     return _Verdict("data_issue", lambda: f"Train is flat next to test ({_moved(tr, th)}; {_moved(te, th)}): the model "
@@ -597,8 +597,9 @@ def rule_monotone_short(run: _Run, th: Thresholds) -> _Verdict | None:
     tr, te = run.both()
     if len(te.values) >= th.sure_points or te.monotone != 1 or tr.monotone == -1 or _rising(tr, th):
         return None
-    if te.rel <= -th.sure_rel:
-        return None  # a clear fall: still_learning reads it
+    fall = (te.start - float(te.values[-1])) / abs(te.start) if te.start else 0.0
+    if te.rel <= -th.sure_rel or fall < th.flat_rel:
+        return None  # a clear fall is still_learning's; one too small to see is no learning
     return _Verdict("learning", lambda: f"Only {len(te.values)} points, and {te.key!r} improved at every one of them "
                     f"({_fmt(te.start)} → {_fmt(float(te.values[-1]))}).", "low")
 

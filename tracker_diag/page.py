@@ -142,6 +142,8 @@ def _row(i: int, r: dict, c: dict, history_note) -> str:
     best = "" if r["best_step"] is None else str(r["best_step"])
     plot = mini_svg(c, r["best_step"], r["onset_step"], colour, i) if r["regime"] else ""
     reasons = "<br>".join(escape(x) for x in r["reasons"]) or escape(r.get("error", ""))
+    if r.get("rule"):
+        reasons += f'<div class="muted">rule: {escape(r["rule"])}</div>'  # the rules table in docs/labels.md
     keys = ", ".join(f"{escape(k)}={escape(v)}" for k, v in r["keys"].items())
     if r.get("history"):
         keys += f'<div class="muted">{escape(history_note(r["history"], list(r["keys"].values())))}</div>'

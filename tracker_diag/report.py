@@ -22,7 +22,7 @@ def build(batch: BatchResult) -> dict:
             "run_id": r.ref.run_id, "run_name": r.ref.run_name, "source": r.ref.source,
             "regime": d.get("regime"), "acc_gap": d.get("acc_gap"), "best_step": d.get("best_step"),
             "onset_step": d.get("onset_step"), "flags": d.get("flags", []), "confidence": d.get("confidence"),
-            "runner_up": d.get("runner_up"), "keys": d.get("keys", {}),
+            "runner_up": d.get("runner_up"), "rule": d.get("rule"), "keys": d.get("keys", {}),
             "reasons": d.get("reasons", []), "advice": d.get("advice"), "action": r.action,
             **({"error": r.error} if r.error else {}), **({"url": r.ref.url} if r.ref.url else {}),
             **({"experiment": r.ref.experiment} if r.ref.experiment else {}),
