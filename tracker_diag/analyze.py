@@ -83,10 +83,6 @@ class _Curve:
     n_late: int = 0
     monotone: int = 0  # +1 every step down, -1 every step up, 0 otherwise (short runs)
 
-    @property
-    def level(self) -> float:
-        return self.last
-
 
 def _zeros_after_nan(values: np.ndarray, finite: np.ndarray) -> bool:
     """Hugging Face Trainer logs the train loss as 0.0 once it turns NaN: a tail of exact
@@ -255,10 +251,6 @@ def _spikes(v: np.ndarray) -> int:
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:+.3g} %"
 
 
 def _step_txt(x: float | None) -> str:
