@@ -72,8 +72,6 @@ def test_config_errors_name_the_file_and_entry_and_good_sources_still_run(new_st
     log_run(client, client.create_experiment("g"), "learning")
     cfg = config(tmp_path, f"""
 write = true
-gap-threshold = 7
-colour = "blue"
 
 [[sources]]
 name = "typo"
@@ -103,12 +101,44 @@ experiments = ["g"]
     assert code == 2
     assert any(str(cfg) in x and "'busy'" in x and "workers must be a whole number" in x for x in err.splitlines())
     lines = err.strip().splitlines()
-    assert any(str(cfg) in x and "gap-threshold" in x for x in lines)
-    assert any(str(cfg) in x and "'colour'" in x for x in lines)
     assert any(str(cfg) in x and "sources[0] (typo)" in x and "experimnts" in x for x in lines)
     assert any(str(cfg) in x and "'gone'" in x and "no-such-experiment" in x for x in lines)
     assert "good: 1 runs, 1 learning" in out
     assert snapshot(good, "g") and all(t["diag_regime"] == "learning" for t in snapshot(good, "g").values())
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ('write = "false"', "write must be true or false, got 'false'"),
+    ('force = "no"', "force must be true or false, got 'no'"),
+    ('attach-plots = 1', "attach-plots must be true or false, got 1"),
+    ('gap-threshold = "0.3"', "gap-threshold must be a number from 0 to 1, got '0.3'"),
+    ('gap-threshold = 7', "gap-threshold must be a number from 0 to 1, got 7"),
+    ('fail-on = ["overfiting"]', "fail-on: unknown regime(s) overfiting"),
+    ('report = 3', "report must be a string, got 3"),
+    ('colour = "blue"', "unknown setting 'colour'"),
+    ('keys = "loss"', "keys must be a table"),
+])
+def test_a_wrong_top_level_setting_reads_and_writes_nothing(new_store, tmp_path, capsys, setting, expected):
+    """``write = "false"`` once loaded as write=True (bool("false")): a dry run became a write."""
+    uri = new_store("strict.db")
+    client = MlflowClient(uri)
+    log_run(client, client.create_experiment("s"), "overfitting")
+    cfg = config(tmp_path, f"""
+{setting}
+json = "out.json"
+
+[[sources]]
+type = "mlflow"
+tracking-uri = "{uri}"
+experiments = ["s"]
+""")
+    before = snapshot(uri, "s")
+    code, out, err = run_cli(["sweep", "-c", str(cfg)], capsys)
+    assert code == 2
+    assert any(str(cfg) in line and expected in line and line.startswith("error: ") for line in err.splitlines()), err
+    assert snapshot(uri, "s") == before  # nothing written
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / ".tracker-diag-state.json").exists()
+    assert "runs" not in out
 
 
 def test_pyproject_table_and_lock(new_store, tmp_path, capsys):

@@ -15,7 +15,7 @@ from tracker_diag import __version__, report
 from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import BusyError, ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
-from tracker_diag.model import ACTIONS, REGIMES, SEVERITY, Thresholds
+from tracker_diag.model import ACTIONS, DEFAULT_GAP, REGIMES, SEVERITY, Thresholds
 from tracker_diag.text import printable, redact
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
@@ -58,7 +58,7 @@ def common_options(f=None, *, report: bool = True):
     f = click.option("--keys", "keys", callback=_mapping, metavar="ROLE=KEY,...",
                      help="Metric keys for the roles train_loss, test_loss, train_acc, test_acc; "
                           "wins over recognition. Example: train_loss=loss,test_loss=val_loss")(f)
-    f = click.option("--gap-threshold", default=0.20, show_default=True, type=float,
+    f = click.option("--gap-threshold", default=DEFAULT_GAP, show_default=True, type=float,
                      help="Train minus test accuracy at or above which a run is overfitting.")(f)
     f = click.option("--json", "json_path", metavar="PATH|-", help="Write the JSON report (schema_version 1).")(f)
     if report:
@@ -95,7 +95,8 @@ def tracker_options(name: str):
             if o.kind == "flag":
                 kw = {"help": o.help, "is_flag": True}
             elif o.kind == "int":
-                kw.update(type=click.IntRange(*o.bounds), default=o.default, show_default=True)
+                lo, hi = o.bounds or (1, 2**31)
+                kw.update(type=click.IntRange(int(lo), int(hi)), default=o.default, show_default=True)
             elif o.kind == "list":
                 kw["multiple"] = True
             f = click.option(*decls, **kw)(f)
@@ -364,7 +365,8 @@ def _mlflow_links(backend, batch: BatchResult, write: bool) -> list[str]:
     """After a write: a ready URL of the runs table filtered by the most severe regime found."""
     found = {r.diagnosis.regime for r in batch.results if r.diagnosis}
     regime = next((g for g in SEVERITY if g in found), "overfitting")
-    lines = [f"In the MLflow UI, filter with:  tags.diag_regime = '{regime}'   (or metrics.diag_acc_gap > 0.2)"]
+    lines = [f"In the MLflow UI, filter with:  tags.diag_regime = '{regime}'   "
+             f"(or metrics.diag_acc_gap > {DEFAULT_GAP:g})"]
     if write and found:
         first, *rest = backend.ui_links(regime)
         lines += [f"The {regime} runs:  {first}", *rest]

@@ -35,6 +35,11 @@ ADVICE = {
 }
 
 
+# Train minus test accuracy that is overfitting on its own: the rule of thumb's 20 %
+# (the analyzer's default, the CLI's --gap-threshold and the sweep's gap-threshold).
+DEFAULT_GAP = 0.20
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Decision thresholds. Each default says where it comes from; the rule table in
@@ -42,8 +47,7 @@ class Thresholds:
     by reading plots (LABELLING.md), not taken from a published criterion.
     """
 
-    # Train minus test accuracy that is overfitting on its own: the rule of thumb's 20 %.
-    acc_gap: float = 0.20
+    acc_gap: float = DEFAULT_GAP  # train minus test accuracy that is overfitting on its own
     # Test accuracy this far above train accuracy is a data problem: dropout and heavy
     # augmentation cost the logged train accuracy up to ~15 points (judgement), label
     # noise costs more.

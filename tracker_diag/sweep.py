@@ -32,13 +32,26 @@ from pathlib import Path
 
 from tracker_diag.atomic import atomic_write
 from tracker_diag.batch import BatchResult, label
-from tracker_diag.connectors import REGISTRY, build
+from tracker_diag.connectors import REGISTRY, Option, build
 from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError
 from tracker_diag.keys import ROLES
 from tracker_diag.locks import exclusive
-from tracker_diag.model import REGIMES, Thresholds
+from tracker_diag.model import DEFAULT_GAP, REGIMES, Thresholds
 
-_TOP = {"write", "fail-on", "gap-threshold", "report", "json", "state", "keys", "sources", "force", "attach-plots"}
+# The top-level settings, checked as strictly as a source's options (connectors.Option): the
+# text "false" is not false, a number in quotes is not a number.
+SETTINGS = (
+    Option("write", "Write the labels (default: a dry run).", kind="flag", default=False),
+    Option("force", "Relabel runs whose data did not change.", kind="flag", default=False),
+    Option("attach-plots", "Upload each changed run's diagnosis plot.", kind="flag", default=False),
+    Option("fail-on", "Regimes that make the exit code 3.", kind="list", default=[]),
+    Option("gap-threshold", "Train minus test accuracy that is overfitting.", kind="float", default=DEFAULT_GAP,
+           bounds=(0.0, 1.0)),
+    Option("report", "HTML report path (relative to the file)."),
+    Option("json", "JSON report path (relative to the file)."),
+    Option("state", "Where the last sweep's regimes are kept (relative to the file)."),
+)
+_TOP = {o.name for o in SETTINGS} | {"keys", "sources"}
 _TRACKERS = tuple(k for k in REGISTRY if k != "file")  # what a sweep can label
 _COMMON = {"name", "type", "keys"}
 ALARMING = ("diverging", "overfitting", "data_issue")
@@ -80,7 +93,9 @@ def _keys(where: str, value, errors: list[str]) -> dict[str, str]:
 
 
 def load(path: str | Path) -> Config:
-    """Read and check a configuration; raises InputError only when nothing can be used."""
+    """Read and check a configuration. Raises InputError when nothing can be used and
+    ConfigError when a top-level setting is unknown or of the wrong type (it changes the
+    whole sweep: nothing is read or written); a wrong source is one line of ``errors``."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -94,32 +109,26 @@ def load(path: str | Path) -> Config:
             raise InputError("has no [tool.tracker-diag] table", str(path))
     cfg = Config(path=path)
     err = cfg.errors
-    for key in sorted(set(data) - _TOP):
-        err.append(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_TOP))})")
-    cfg.write = bool(data.get("write", False))
-    cfg.force = bool(data.get("force", False))
-    cfg.attach_plots = bool(data.get("attach-plots", False))
-    fail_on = data.get("fail-on", [])
-    fail_on = [fail_on] if isinstance(fail_on, str) else fail_on
-    bad = [r for r in fail_on if r not in REGIMES]
-    if bad:
-        err.append(f"{path}: fail-on: unknown regime(s) {', '.join(map(str, bad))}; choose from {', '.join(REGIMES)}")
-    cfg.fail_on = tuple(r for r in fail_on if r in REGIMES)
+    settings = _settings(path, data)  # a wrong top-level setting changes the whole sweep: nothing runs
+    cfg.write, cfg.force, cfg.attach_plots = settings["write"], settings["force"], settings["attach_plots"]
+    cfg.fail_on = tuple(settings["fail_on"])
     try:
-        cfg.thresholds = Thresholds(acc_gap=float(data.get("gap-threshold", 0.20)))
-    except (TypeError, ValueError) as exc:
-        err.append(f"{path}: gap-threshold: {exc}")
+        cfg.thresholds = Thresholds(acc_gap=settings["gap_threshold"])
+    except ValueError as exc:
+        raise ConfigError(f"{path}: gap-threshold: {exc}") from exc
     base = path.parent
     for name in ("report", "json", "state"):
-        if name in data:
-            if not isinstance(data[name], str):
-                err.append(f"{path}: {name} must be a path")
-                continue
-            setattr(cfg, name, str(base / data[name]))
-    if "state" not in data:
+        if settings[name] is not None:
+            setattr(cfg, name, str(base / settings[name]))
+    if settings["state"] is None:
         cfg.state = str(base / cfg.state)
-    global_keys = _keys(f"{path}: keys", data.get("keys"), err)
+    top: list[str] = []
+    global_keys = _keys(f"{path}: keys", data.get("keys"), top)
     sources = data.get("sources", [])
+    if not isinstance(sources, list):
+        top.append(f"{path}: sources must be [[sources]] tables, got {sources!r}")
+    if top:
+        raise ConfigError("\n".join(top))
     if not sources:
         err.append(f"{path}: no [[sources]] configured")
     for i, raw in enumerate(sources):
@@ -158,6 +167,24 @@ def _source(path: Path, i: int, raw, global_keys: dict[str, str], err: list[str]
         err.append(f"{path}: source {name!r}: {exc}")
         return None
     return Source(name, kind, options, {**global_keys, **_keys(where, raw.get("keys"), err)})
+
+
+def _settings(path: Path, data: dict) -> dict:
+    """The top-level settings by dest; ConfigError (one line per problem, each naming the file,
+    the key, the value and what is expected) if any is unknown or of the wrong type."""
+    problems = [f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_TOP))})" for key in sorted(set(data) - _TOP)]
+    out = {}
+    for o in SETTINGS:
+        try:
+            out[o.dest] = o.check(data.get(o.name))
+        except ConfigError as exc:
+            problems.append(f"{path}: {exc}")
+    bad = [r for r in out.get("fail_on") or [] if r not in REGIMES]
+    if bad:
+        problems.append(f"{path}: fail-on: unknown regime(s) {', '.join(bad)}; choose from {', '.join(REGIMES)}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return out
 
 
 def lock(state_path: str):

@@ -25,9 +25,9 @@ class Option:
 
     name: str
     help: str
-    kind: str = "str"  # str | flag | int | list | json
+    kind: str = "str"  # str | flag | int | float | list | json
     default: object = None
-    bounds: tuple[int, int] | None = None  # for int
+    bounds: tuple[float, float] | None = None  # for int and float
     envvar: str | None = None  # the command line's default comes from here
     cli: str | None = None  # the flag when it differs from --name
     short: str | None = None
@@ -39,7 +39,8 @@ class Option:
         return self.name.replace("-", "_")
 
     def check(self, value):
-        """The value as the backend wants it, or ConfigError saying what is expected."""
+        """The value as the backend wants it, or ConfigError saying what is expected. Types are
+        strict: the text "false" is not a flag (``bool("false")`` is True)."""
         if value is None:
             return self.default
         if self.kind == "flag":
@@ -51,6 +52,11 @@ class Option:
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise ConfigError(f"{self.name} must be a whole number from {lo} to {hi}, got {value!r}")
             return value
+        if self.kind == "float":
+            lo, hi = self.bounds or (float("-inf"), float("inf"))
+            if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ConfigError(f"{self.name} must be a number from {lo:g} to {hi:g}, got {value!r}")
+            return float(value)
         if self.kind == "list":
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
