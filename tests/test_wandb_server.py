@@ -384,3 +384,32 @@ def test_a_users_own_regime_tag_is_never_removed_and_marker_look_alikes_in_notes
     assert a.summary["diag_regime"] == "learning"
     assert a.tags == ["overfitting", "learning"]  # the user's tag stays; the one tracker-diag added is learning
     assert a.notes.startswith(notes + "\n\n" + BEGIN) and a.notes.count("tracker-diag: learning") == 1
+
+
+def test_report_of_a_wandb_json_report_reads_the_curves_again(wb, capsys, tmp_path):
+    """``report labels.json`` of a W&B report fetches runs it never listed (it failed with
+    "run … is not in the given source": fetch only knew the runs list_runs had cached)."""
+    import re
+
+    from helpers import run_cli
+
+    for name, kind in (("a", "learning"), ("b", "overfitting")):
+        _log(wb, name, kind)
+    code, _, _ = run_cli(["label", "wandb", "ent/proj", "-q", "--json", str(tmp_path / "w.json"),
+                          "--report", str(tmp_path / "live.html")], capsys)
+    assert code == 0
+    listings = [q["operation"] for q in wb.requests].count("Runs")
+    code, out, err = run_cli(["report", str(tmp_path / "w.json"), "-o", str(tmp_path / "again.html")], capsys)
+    assert code == 0, err
+    assert "2 runs" in out
+    live, again = (tmp_path / "live.html").read_text(), (tmp_path / "again.html").read_text()
+    curves = r'<polyline class="te" points="([^"]*)"'
+    assert len(re.findall(curves, again)) == 2 and re.findall(curves, again) == re.findall(curves, live)
+    assert [q["operation"] for q in wb.requests].count("Runs") == listings  # no listing: each run read by id
+    assert all(not q["errors"] for q in wb.requests), wb.requests
+    rep = json.loads((tmp_path / "w.json").read_text())
+    rep["runs"][0]["run_id"] = "deleted-since"
+    (tmp_path / "w.json").write_text(json.dumps(rep))
+    code, _, err = run_cli(["report", str(tmp_path / "w.json"), "-o", str(tmp_path / "gone.html")], capsys)
+    assert code == 0 and "warning: drawn without curves:" in err and "deleted-since" in err
+    assert len(re.findall(curves, (tmp_path / "gone.html").read_text())) == 1

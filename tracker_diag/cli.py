@@ -501,9 +501,6 @@ def report_cmd(json_report, sources, tracking_uri, output):
     """
     import json
 
-    from tracker_diag.batch import RunResult
-    from tracker_diag.frames import downsample
-
     try:
         with open(json_report, encoding="utf-8") as fh:
             batch = report.from_json(json.load(fh))
@@ -520,21 +517,13 @@ def report_cmd(json_report, sources, tracking_uri, output):
             backend = build("wandb", {"project": min(projects)})
         else:
             backend = build("mlflow", {"tracking_uri": tracking_uri, "all_experiments": True})
-        keys = {r.ref.run_id: list(r.diagnosis.keys.values()) for r in batch.results if r.diagnosis}
         with closing(backend):
-            hist = {ref.run_id: h for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys],
-                                                              keys)}
+            problems = report.with_curves(batch, backend)
     except (ConnectorError, InputError, MissingExtraError) as exc:  # ConfigError is an InputError
         _echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    except KeyError as exc:
-        _echo(f"error: run {exc} of the report is not in the given source", err=True)
-        sys.exit(EXIT_USAGE)
-    batch.results[:] = [
-        RunResult(r.ref, r.diagnosis, r.action, r.skipped, r.error,
-                  {role: downsample(*hist[r.ref.run_id][k]) for role, k in r.diagnosis.keys.items()
-                   if k in hist.get(r.ref.run_id, {})} if r.diagnosis else {})
-        for r in batch.results]
+    for line in problems:
+        _echo(f"warning: drawn without curves: {line}", err=True)
     report.write_html(batch, output, f"tracker-diag · {json_report}")
     _echo(f"HTML report: {output} ({len(batch.results)} runs)")
 

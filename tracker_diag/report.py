@@ -38,6 +38,30 @@ def build(batch: BatchResult) -> dict:
     }
 
 
+def with_curves(batch: BatchResult, backend) -> list[str]:
+    """Put each run's curves, read again from ``backend`` (any run id), into ``batch`` for the
+    HTML page of a saved JSON report; returns one line per run that could not be read (it is
+    drawn without curves)."""
+    from tracker_diag.batch import RunResult
+    from tracker_diag.errors import ConnectorError
+    from tracker_diag.frames import downsample
+
+    keys = {r.ref.run_id: list(r.diagnosis.keys.values()) for r in batch.results if r.diagnosis}
+    hist: dict[str, dict] = {}
+    problems = []
+    for ref, h in backend.fetch([r.ref for r in batch.results if r.ref.run_id in keys], keys):
+        if isinstance(h, ConnectorError):
+            problems.append(f"{ref.run_name or ref.run_id}: {h}")
+        else:
+            hist[ref.run_id] = h
+    batch.results[:] = [
+        RunResult(r.ref, r.diagnosis, r.action, r.skipped, r.error,
+                  {role: downsample(*hist[r.ref.run_id][k]) for role, k in r.diagnosis.keys.items()
+                   if k in hist.get(r.ref.run_id, {})} if r.diagnosis else {})
+        for r in batch.results]
+    return problems
+
+
 def history_note(history: dict, keys: list[str]) -> str:
     """How the tracker served a run's history: the x-axis and whether it was sampled."""
     axes = sorted({history.get("x_axis", {}).get(k, "_step") for k in keys if k in history.get("x_axis", {})})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tracker_diag.errors import InputError, MissingExtraError
+from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
 from tracker_diag.model import RunRef
 
 REQUIRED = ("key", "step", "value")
@@ -125,7 +125,10 @@ class FileBackend:
 
     def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
         for ref in runs:
-            hist = self._hist[ref.run_id]
+            hist = self._hist.get(ref.run_id)
+            if hist is None:  # a run id of another file (tracker-diag report --source)
+                yield ref, ConnectorError(f"run {ref.run_id!r} is not in {', '.join(self.paths)}", ref.run_id)
+                continue
             yield ref, {k: hist[k] for k in keys.get(ref.run_id, ()) if k in hist}
 
 

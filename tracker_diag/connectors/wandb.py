@@ -135,13 +135,12 @@ class WandbBackend:
 
         if not wanted:
             return ref, {}
-        axes = self._axes.pop(ref.run_id, StepAxes())
-        counts = self._counts.pop(ref.run_id, {})
-        plan = [(k, axes.for_key(k)) for k in wanted]
-        metrics = sorted({m for _, m in plan if m})
-        specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in [*wanted, *metrics]]
         try:
-            answer = _query(self._runs.pop(ref.run_id), _HISTORY, specs=specs)
+            run, axes, counts = self._listed(ref.run_id)
+            plan = [(k, axes.for_key(k)) for k in wanted]
+            metrics = sorted({m for _, m in plan if m})
+            specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in [*wanted, *metrics]]
+            answer = _query(run, _HISTORY, specs=specs)
         except (ValueError, *wandb_errors()) as exc:
             return ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
         lists = (((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or []
@@ -163,6 +162,15 @@ class WandbBackend:
                 hist[k] = (steps, values)
                 info["x_axis"][k], info["points"][k] = axis, len(steps)
         return replace(ref, extra={**ref.extra, "history": info}), hist
+
+    def _listed(self, run_id: str) -> tuple[Any, StepAxes, dict[str, int]]:
+        """The run as the listing kept it (its step axes and history counts), else read now:
+        ``fetch`` serves any run id of the project, listed or not (``tracker-diag report``)."""
+        if run_id in self._runs:
+            return (self._runs.pop(run_id), self._axes.pop(run_id, StepAxes()), self._counts.pop(run_id, {}))
+        run = self.api.run(f"{self.path}/{run_id}")
+        axes = StepAxes.from_config((run.rawconfig.get("_wandb") or {}).get("m"))
+        return run, axes, _history_counts(_history_keys(run._attrs))
 
     def state(self, run) -> RunState:
         """Re-read just before writing: W&B replaces whole values (the tag list, the
