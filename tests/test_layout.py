@@ -8,8 +8,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "tracker_diag"
 # a module may import only modules of a lower or equal layer (same layer: no cycles, checked below)
-LAYER = {"model": 0, "text": 0, "atomic": 0, "errors": 1, "locks": 2, "keys": 2, "frames": 2, "analyze": 3,
-         "writeback": 3, "params": 3, "plots": 3, "page": 5, "spark": 6, "connectors": 4, "training": 4, "batch": 5, "report": 6,
+LAYER = {"model": 0, "text": 0, "atomic": 0, "errors": 1, "settings": 2, "locks": 3, "keys": 2, "frames": 2, "analyze": 3,
+         "writeback": 3, "params": 3, "plots": 3, "page": 5, "spark": 6, "connectors": 5, "tracker": 4, "training": 4, "batch": 5, "report": 6,
          "sweep": 6, "cli": 7, "__main__": 8, "__init__": 8}
 TRACKERS = ("mlflow", "wandb")
 
@@ -49,6 +49,31 @@ def test_imports_flow_one_way_and_only_connectors_import_trackers():
             elif dep != me and LAYER[dep] >= LAYER[me] and me not in ("__init__", "__main__"):
                 wrong.append(f"{path.relative_to(PKG)} ({me}, layer {LAYER[me]}) imports {dep} (layer {LAYER[dep]})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_environment_is_read_in_one_module():
+    """Settings from the environment are read through tracker_diag.settings (its table is the
+    README's); other modules may set variables for a child process, never read their own."""
+    import re
+
+    reads = re.compile(r"os\.getenv\(|os\.environ\.get\(|os\.environ\[[^]]+\](?!\s*=)|\bin os\.environ\b")
+    wrong = [f"{p.relative_to(PKG)}:{i}: {line.strip()}" for p in PKG.rglob("*.py") if p.name != "settings.py"
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if reads.search(line)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_readme_tables_every_setting():
+    from tracker_diag.settings import SETTINGS, markdown_table
+
+    readme = (PKG.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme, "README's settings table is out of date: paste settings.markdown_table()"
+    assert all(f"`{s.name}`" in readme for s in SETTINGS)
+
+
+def test_errors_become_messages_in_one_place():
+    """Commands raise; cli.main maps TrackerDiagError to "error:" lines and exit code 2 once."""
+    cli = (PKG / "cli.py").read_text(encoding="utf-8")
+    assert cli.count('_echo(f"error:') == 1 and cli.count("sys.exit(EXIT_USAGE)") == 0
 
 
 def test_the_package_type_checks(tmp_path):

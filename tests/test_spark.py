@@ -140,3 +140,48 @@ def test_the_jdbc_url_never_carries_the_password():
 def _holds(cond: str, rid: str) -> bool:
     op, bound = cond.split(" ")[1], cond.split("'")[1]
     return rid < bound if op == "<" else rid >= bound
+
+
+def _no_pyarrow_python(tmp_path):
+    """A ``python3`` first on PATH that has no site-packages (so no pyarrow): what cron finds
+    when the venv is not activated."""
+    import stat
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "python3"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys._base_executable}" -S "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper
+
+
+@pytest.mark.skipif(not any(j.endswith("sqlite-jdbc.jar") for j in default_jars()), reason="no sqlite JDBC driver")
+def test_spark_from_an_unactivated_venv_uses_its_own_python_and_keeps_the_terminal_clean(stores, tmp_path):
+    """``/opt/venv/bin/tracker-diag spark …`` from cron: Spark started its workers with
+    ``python3`` from PATH (no pyarrow there) and printed a Java stack trace."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "tracker-diag"
+    wrapper = _no_pyarrow_python(tmp_path)
+    env = {"PATH": f"{wrapper.parent}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           **({"JAVA_HOME": os.environ["JAVA_HOME"]} if os.environ.get("JAVA_HOME") else {})}
+    cmd = [str(exe), "spark", "--tracking-uri", stores["jdbc"], "-e", "many", "--master", "local[2]", "--json", "-"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rep = json.loads(out.stdout)
+    assert len(rep["runs"]) == 49 and {r["action"] for r in rep["runs"]} == {"dry-run"}
+    noise = [line for line in out.stderr.splitlines()
+             if any(w in line for w in ("WARN", "log4j", "Exception", "Warning", "\tat ", "py4j"))]
+    assert not noise, out.stderr[-3000:]
+    assert (tmp_path / ".cache/tracker-diag/spark.log").stat().st_size > 0  # the JVM's lines went here
+
+    # the user's PYSPARK_PYTHON wins; one lacking the analyzer's packages is one clear line
+    out = subprocess.run(cmd, env={**env, "PYSPARK_PYTHON": str(wrapper)}, capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, check=False)
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "has no module" in errors[0] and "PYSPARK_PYTHON" in errors[0], out.stderr[-3000:]
+    assert str(wrapper) in errors[0] and "\tat " not in out.stderr and "Traceback" not in out.stderr

@@ -14,46 +14,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Protocol
 
 from tracker_diag.analyze import analyze
 from tracker_diag.errors import ConnectorError, Unreachable
 from tracker_diag.frames import downsample
 from tracker_diag.keys import candidate_keys
 from tracker_diag.model import ANALYZER_VERSION, REGIMES, Action, Diagnosis, RunRef, Thresholds
-from tracker_diag.writeback import Patch, RunState, diagnosis_from_keys, plan
-
-
-class Backend(Protocol):
-    """What a tracker connector provides. Paging, bulk reads and retries live inside."""
-
-    source: str
-
-    def list_runs(self) -> Iterable[RunRef]:
-        """Every run to consider, streamed page by page."""
-
-    def total(self) -> int | None:
-        """How many runs ``list_runs`` will yield if that is cheap to know (for a progress bar), else None."""
-
-    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
-        """Histories ``{key: (steps, values)}`` of ``keys[run_id]`` for a batch of runs.
-
-        Yields runs in any order; a ConnectorError in place of a history fails that run
-        alone, one raised fails the rest of the batch.
-        """
-
-    def close(self) -> None:
-        """Release connections; the backend is not used afterwards."""
-
-    def state(self, run: RunRef) -> RunState:
-        """What the run holds now of what tracker-diag may change. Raises ConnectorError."""
-
-    def apply(self, run: RunRef, state: RunState, patch: Patch, plot: Callable[[], bytes] | None = None) -> None:
-        """Apply a non-empty patch, planned from ``state``, in one write. Raises ConnectorError.
-
-        ``plot`` renders the diagnosis PNG; it is attached before the patch, so a failed
-        upload leaves the run as it was.
-        """
+from tracker_diag.tracker import History, Tracker
+from tracker_diag.writeback import diagnosis_from_keys, plan
 
 
 @dataclass
@@ -110,6 +78,22 @@ def provisional(ref: RunRef, diag: Diagnosis) -> Diagnosis:
     return replace(diag, flags=tuple(sorted((*diag.flags, "provisional"))))
 
 
+def triage(page: list[RunRef], *, force: bool, keep_curves: bool) -> tuple[list[RunRef], set[str], list[RunResult]]:
+    """Runs to read; the ids among them that are current (read only for their curves, never
+    written); and the current runs that need no read at all, as 'unchanged' results. The
+    one skip decision of every engine (one process, the sweep, Spark)."""
+    todo, current, unchanged = [], set(), []
+    for ref in page:
+        if force or not is_current(ref):
+            todo.append(ref)
+        elif keep_curves:  # a report wants the curves: read them, but write nothing
+            current.add(ref.run_id)
+            todo.append(ref)
+        else:
+            unchanged.append(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
+    return todo, current, unchanged
+
+
 def _chunks(it: Iterable, size: int) -> Iterator[list]:
     it = iter(it)
     while chunk := list(islice(it, size)):
@@ -117,17 +101,14 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
 
 
 @dataclass
-class _Job:
-    """What one label() call does with each page: its settings and where results go."""
+class Writer:
+    """Writes diagnoses through a tracker: plan from the run's state read just before, apply,
+    re-read and re-plan after a cut-off write (so a retry never writes twice). Shared by
+    :func:`label` and the Spark engine's partitions. Once the tracker is gone or the deadline
+    has passed, no further request is made (``stopped`` says why)."""
 
-    backend: Backend
-    keys: dict[str, str] | None
-    thresholds: Thresholds | None
-    write: bool
-    force: bool
-    keep_curves: bool
-    attach_plots: bool
-    record: Callable[[RunResult], None]
+    backend: Tracker
+    attach_plots: bool = False
     deadline: float | None = None  # time.monotonic() after which no request is made
     stopped: str = ""
     backoff: float = 0.5
@@ -145,24 +126,55 @@ class _Job:
     def skip(self, ref: RunRef, diag: Diagnosis | None = None) -> RunResult:
         return RunResult(ref, diag, "failed", error=NOT_ATTEMPTED + self.stopped)
 
+    def put(self, item: tuple[RunRef, Diagnosis, dict]) -> RunResult:
+        """Plan the write from the run's state and apply it: 'written', 'unchanged' or 'failed'."""
+        ref, diag, curves = item
+        plot = None
+        if self.attach_plots:
+            from tracker_diag.plots import plot_png
+
+            def plot():
+                return plot_png(ref.run_name or ref.run_id, diag, curves)
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                self.check()
+                state = self.backend.state(ref)  # read just before writing: the plan starts from now
+                patch = plan(state, diag, ref.checked)
+                if not patch:
+                    return RunResult(ref, diag, "unchanged" if attempt == 1 else "written", curves=curves)
+                self.backend.apply(ref, state, patch, plot)
+                return RunResult(ref, diag, "written", curves=curves)
+            except Unreachable as exc:
+                self.stop(str(exc))
+                return self.skip(ref, diag)
+            except ConnectorError as exc:
+                if not exc.transient or attempt == WRITE_TRIES:
+                    return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("the last attempt returns")  # pragma: no cover - the loop always returns
+
+
+@dataclass(kw_only=True)
+class _Job(Writer):
+    """What one label() call does with each page: its settings and where results go."""
+
+    keys: dict[str, str] | None
+    thresholds: Thresholds | None
+    write: bool
+    force: bool
+    keep_curves: bool
+    record: Callable[[RunResult], None]
+
     def triage(self, page: list[RunRef]) -> tuple[list[RunRef], set[str]]:
-        """Runs to read; the ids among them that are current (read only for their curves).
-        Current runs that need no curves are recorded as unchanged without any read."""
-        todo, current = [], set()
-        for ref in page:
-            if self.force or not is_current(ref):
-                todo.append(ref)
-            elif self.keep_curves:  # a report wants the curves: read them, but write nothing
-                current.add(ref.run_id)
-                todo.append(ref)
-            else:
-                self.record(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
+        todo, current, unchanged = triage(page, force=self.force, keep_curves=self.keep_curves)
+        for r in unchanged:
+            self.record(r)
         return todo, current
 
-    def read(self, todo: list[RunRef]) -> tuple[list[tuple[RunRef, dict | ConnectorError]], Exception | None]:
+    def read(self, todo: list[RunRef]) -> tuple[list[tuple[RunRef, History | ConnectorError]], Exception | None]:
         """A page's histories as far as they could be read, and what stopped the read (if anything)."""
         wanted = {ref.run_id: candidate_keys(ref.metric_keys, self.keys) for ref in todo}
-        got: list[tuple[RunRef, dict | ConnectorError]] = []
+        got: list[tuple[RunRef, History | ConnectorError]] = []
         try:
             self.check()
             got.extend(self.backend.fetch(todo, wanted))  # what came before a failure stays
@@ -210,35 +222,8 @@ class _Job:
                 self.record(RunResult(ref, None, "failed", error="the tracker returned no history for this run"))
         return to_write
 
-    def put(self, item: tuple[RunRef, Diagnosis, dict]) -> RunResult:
-        """Plan the write from the run's state and apply it: 'written', 'unchanged' or 'failed'."""
-        ref, diag, curves = item
-        plot = None
-        if self.attach_plots:
-            from tracker_diag.plots import plot_png
 
-            def plot():
-                return plot_png(ref.run_name or ref.run_id, diag, curves)
-        for attempt in range(1, WRITE_TRIES + 1):
-            try:
-                self.check()
-                state = self.backend.state(ref)  # read just before writing: the plan starts from now
-                patch = plan(state, diag, ref.checked)
-                if not patch:
-                    return RunResult(ref, diag, "unchanged" if attempt == 1 else "written", curves=curves)
-                self.backend.apply(ref, state, patch, plot)
-                return RunResult(ref, diag, "written", curves=curves)
-            except Unreachable as exc:
-                self.stop(str(exc))
-                return self.skip(ref, diag)
-            except ConnectorError as exc:
-                if not exc.transient or attempt == WRITE_TRIES:
-                    return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise AssertionError("the last attempt returns")  # pragma: no cover - the loop always returns
-
-
-def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
+def label(backend: Tracker, *, keys: dict[str, str] | None = None, thresholds: Thresholds | None = None,
           write: bool = False, force: bool = False, page_size: int = 200, write_workers: int = 4,
           progress: Callable[[RunResult], None] | None = None, keep_curves: bool = False,
           attach_plots: bool = False, deadline: float | None = None) -> BatchResult:
@@ -256,7 +241,8 @@ def label(backend: Backend, *, keys: dict[str, str] | None = None, thresholds: T
         if progress is not None:
             progress(r)
 
-    job = _Job(backend, keys, thresholds, write, force, keep_curves or attach_plots, attach_plots, record,
+    job = _Job(backend=backend, keys=keys, thresholds=thresholds, write=write, force=force,
+               keep_curves=keep_curves or attach_plots, attach_plots=attach_plots, record=record,
                deadline=None if deadline is None else time.monotonic() + deadline)
     # one write request per run: a few in flight hide the round trips; one pool for the batch.
     # A dry run reads the next page while it analyses this one (the read waits on the database

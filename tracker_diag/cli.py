@@ -11,9 +11,9 @@ from contextlib import closing, contextmanager
 
 import click
 
-from tracker_diag import __version__, report
+from tracker_diag import __version__, report, settings
 from tracker_diag.batch import BatchResult, label
-from tracker_diag.errors import BusyError, ConfigError, ConnectorError, InputError, MissingExtraError, TrackerDiagError
+from tracker_diag.errors import ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
 from tracker_diag.model import ACTIONS, DEFAULT_GAP, REGIMES, SEVERITY, Thresholds
 from tracker_diag.text import printable, redact
@@ -108,7 +108,7 @@ def tracker_options(name: str):
 def _progress(enabled: bool, what: str, total: int | Callable[[], int | None] | None = None):
     """A progress bar on a terminal (stderr), nothing in pipes or CI; ``total`` when known
     (a callable, e.g. ``backend.total``, is asked only when the bar is shown)."""
-    if not enabled or not sys.stderr.isatty() or os.environ.get("CI"):
+    if not enabled or not sys.stderr.isatty() or settings.get("CI"):
         yield lambda r: None
         return
     if callable(total):
@@ -135,7 +135,7 @@ def _console(err: bool = False):
 
     stream = sys.stderr if err else sys.stdout
     # In a pipe, rich would wrap at 80 columns; a log file reads better with whole rows.
-    wide = stream.isatty() or os.environ.get("COLUMNS")
+    wide = stream.isatty() or settings.get("COLUMNS")
     return Console(stderr=err, highlight=False, soft_wrap=False, width=None if wide else 160)
 
 
@@ -277,11 +277,7 @@ def diagnose(paths, keys, gap_threshold, json_path, html_path, fail_on, quiet):
     from tracker_diag.connectors import build
 
     th = _thresholds(gap_threshold)
-    try:
-        backend = build("file", {"paths": list(paths)})
-    except (InputError, MissingExtraError) as exc:
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    backend = build("file", {"paths": list(paths)})
     for line in backend.warnings:
         _echo(f"warning: {line}", err=True)
     with closing(backend), _progress(not quiet, "analysing", total=backend.total) as tick:
@@ -308,24 +304,18 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
     on one machine never write the same runs. Returns the backend, the batch and the footer."""
     from tracker_diag.locks import exclusive, path_for
 
-    try:
-        backend = make_backend()
-        with closing(backend), contextlib.ExitStack() as stack:
-            if write:
-                where = backend.describe()
-                stack.enter_context(exclusive(path_for(f"{backend.source}:{where}"),
-                                              f"another tracker-diag --write is labelling {where}"))
-            tick = stack.enter_context(_progress(not quiet, "labelling" if write else "dry run",
-                                                 total=backend.total))
-            batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
-                          write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write,
-                          deadline=deadline)
-    except (ConfigError, ConnectorError, MissingExtraError, BusyError) as exc:
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    backend = make_backend()
+    with closing(backend), contextlib.ExitStack() as stack:
+        if write:
+            where = backend.describe()
+            stack.enter_context(exclusive(path_for(f"{backend.source}:{where}"),
+                                          f"another tracker-diag --write is labelling {where}"))
+        tick = stack.enter_context(_progress(not quiet, "labelling" if write else "dry run", total=backend.total))
+        batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
+                      write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write,
+                      deadline=deadline)
     if not batch.results and not batch.stopped:  # an empty success is said, not silent
-        scope = backend.scope() if hasattr(backend, "scope") else backend.describe()
-        _echo(f"no runs matched: searched {scope}", err=True)
+        _echo(f"no runs matched: searched {backend.scope()}", err=True)
     return backend, batch, [] if write else ["dry run: nothing was written; add --write to tag the runs"]
 
 
@@ -365,10 +355,10 @@ def _mlflow_links(backend, batch: BatchResult, write: bool) -> list[str]:
     """After a write: a ready URL of the runs table filtered by the most severe regime found."""
     found = {r.diagnosis.regime for r in batch.results if r.diagnosis}
     regime = next((g for g in SEVERITY if g in found), "overfitting")
-    lines = [f"In the MLflow UI, filter with:  tags.diag_regime = '{regime}'   "
-             f"(or metrics.diag_acc_gap > {DEFAULT_GAP:g})"]
+    lines = [(f"In the MLflow UI, filter with:  tags.diag_regime = '{regime}'   "
+             f"(or metrics.diag_acc_gap > {DEFAULT_GAP:g})")]
     if write and found:
-        first, *rest = backend.ui_links(regime)
+        first, *rest = backend.links(regime)
         lines += [f"The {regime} runs:  {first}", *rest]
     return lines
 
@@ -423,12 +413,10 @@ def _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path
     from pathlib import Path
 
     if write:
-        _echo("error: offline runs are files: label them here, write the labels after `wandb sync`", err=True)
-        sys.exit(EXIT_USAGE)
+        raise InputError("offline runs are files: label them here, write the labels after `wandb sync`")
     runs = sorted(str(p) for p in Path(offline_dir).rglob("offline-run-*") if p.is_dir())
     if not runs:
-        _echo(f"error: {offline_dir}: no offline-run-* directories", err=True)
-        sys.exit(EXIT_USAGE)
+        raise InputError("no offline-run-* directories", offline_dir)
     return diagnose.callback(runs, keys, gap_threshold, json_path, html_path, fail_on, quiet)
 
 
@@ -450,9 +438,11 @@ def _label_offline(offline_dir, write, keys, gap_threshold, json_path, html_path
 @click.option("--include-running", is_flag=True, help="Label RUNNING runs too (flagged provisional).")
 @click.option("--write", is_flag=True, help="Write tags and descriptions (default: dry run).")
 @click.option("--force", is_flag=True, help="Relabel runs whose data did not change since the last check.")
+@click.option("--verbose", "-v", is_flag=True, help="Let Spark's and py4j's own log lines through to the terminal "
+              "(default: the JVM's output goes to a log file, named when something fails).")
 @common_options(report=False)
 def spark_cmd(tracking_uri, experiments, histories, master, jars, runs_per_bucket, writes_in_flight, include_running,
-              write, force, keys, gap_threshold, json_path, fail_on, quiet):
+              write, force, verbose, keys, gap_threshold, json_path, fail_on, quiet):
     """Label the runs of MLflow experiments on Spark: the same analyzer, write-back and JSON
     report as `label mlflow`, for stores of millions of runs (pip install 'tracker-diag[spark]').
 
@@ -468,17 +458,21 @@ def spark_cmd(tracking_uri, experiments, histories, master, jars, runs_per_bucke
       spark-submit --jars /usr/share/java/postgresql.jar "$(python -c 'import tracker_diag.__main__ as m; print(m.__file__)')" \\
           spark --tracking-uri postgresql://ml@db/mlflow -e 12 --write
     """
+    from tracker_diag.settings import cache_dir
     from tracker_diag.spark import SparkJob, default_jars, session
 
+    jvm_log = None if verbose else os.path.join(cache_dir(), "spark.log")
+    if not verbose:
+        _quiet_spark()
+    job = SparkJob(tracking_uri, list(experiments), write=write, force=force, keys=keys or None,
+                   thresholds=_thresholds(gap_threshold), histories=histories, runs_per_bucket=runs_per_bucket,
+                   writes_in_flight=writes_in_flight, include_running=include_running)
     try:
-        job = SparkJob(tracking_uri, list(experiments), write=write, force=force, keys=keys or None,
-                       thresholds=_thresholds(gap_threshold), histories=histories, runs_per_bucket=runs_per_bucket,
-                       writes_in_flight=writes_in_flight, include_running=include_running)
-        spark = session(master, jars=list(jars) or default_jars())
-        batch = job.run(spark)
-    except (ConfigError, ConnectorError, MissingExtraError) as exc:
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        batch = job.run(session(master, jars=list(jars) or default_jars(), jvm_log=jvm_log))
+    except ConnectorError as exc:
+        if jvm_log:
+            exc.hint = f"Spark's own log: {jvm_log} (or rerun with -v)"
+        raise
     footer = [] if write else ["dry run: nothing was written; add --write to tag the runs"]
     sys.exit(_finish(batch, title=f"tracker-diag on Spark · {redact(tracking_uri)}", json_path=json_path,
                      fail_on=fail_on, quiet=quiet, footer=footer))
@@ -505,23 +499,18 @@ def report_cmd(json_report, sources, tracking_uri, output):
         with open(json_report, encoding="utf-8") as fh:
             batch = report.from_json(json.load(fh))
     except (ValueError, KeyError, TypeError) as exc:
-        _echo(f"error: {json_report}: not a tracker-diag JSON report ({exc})", err=True)
-        sys.exit(EXIT_USAGE)
+        raise InputError(f"not a tracker-diag JSON report ({exc})", json_report) from exc
     from tracker_diag.connectors import build
 
     projects = {r.ref.experiment for r in batch.results if r.ref.source == "wandb"}
-    try:
-        if sources:
-            backend = build("file", {"paths": list(sources)})
-        elif projects and not tracking_uri:  # a W&B report: its runs name their project
-            backend = build("wandb", {"project": min(projects)})
-        else:
-            backend = build("mlflow", {"tracking_uri": tracking_uri, "all_experiments": True})
-        with closing(backend):
-            problems = report.with_curves(batch, backend)
-    except (ConnectorError, InputError, MissingExtraError) as exc:  # ConfigError is an InputError
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    if sources:
+        backend = build("file", {"paths": list(sources)})
+    elif projects and not tracking_uri:  # a W&B report: its runs name their project
+        backend = build("wandb", {"project": min(projects)})
+    else:
+        backend = build("mlflow", {"tracking_uri": tracking_uri, "all_experiments": True})
+    with closing(backend):
+        problems = report.with_curves(batch, backend)
     for line in problems:
         _echo(f"warning: drawn without curves: {line}", err=True)
     report.write_html(batch, output, f"tracker-diag · {json_report}")
@@ -552,21 +541,12 @@ def sweep(config_path, quiet):
     if config_path is None:
         config_path = next((p for p in ("tracker-diag.toml", "pyproject.toml") if os.path.exists(p)), None)
         if config_path is None:
-            _echo("error: no --config given and no tracker-diag.toml or pyproject.toml here", err=True)
-            sys.exit(EXIT_USAGE)
-    try:
-        cfg = sweeper.load(config_path)
-    except InputError as exc:
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+            raise InputError("no --config given and no tracker-diag.toml or pyproject.toml here")
+    cfg = sweeper.load(config_path)
     for line in cfg.errors:
         _echo(f"error: {line}", err=True)
-    try:
-        with sweeper.lock(cfg.state), _progress(not quiet, "sweeping") as tick:
-            result = sweeper.run(cfg, progress=tick, keep_curves=bool(cfg.report))
-    except InputError as exc:
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    with sweeper.lock(cfg.state), _progress(not quiet, "sweeping") as tick:
+        result = sweeper.run(cfg, progress=tick, keep_curves=bool(cfg.report))
     failed_sources = [err for _, b, err in result.per_source if b is None]
     for line in failed_sources:
         _echo(f"error: {line}", err=True)
@@ -612,23 +592,28 @@ def demo(tracking_uri, n_runs, seed):
         from tracker_diag.training.numpy_mlp import iterate
         from tracker_diag.training.to_mlflow import log_runs
     except ImportError as exc:
-        _echo(f"error: {MissingExtraError(exc.name or 'a demo dependency', 'demo')}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
-        if backend.count_runs() < n_runs:
-            _echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
-            backend.mark_model_training()
-            with _progress(True, "training", total=n_runs) as tick:
-                log_runs(backend.client, backend.experiment_ids[0], iterate(n_runs, seed=seed), progress=tick)
-        with _progress(True, "labelling", total=backend.total) as tick:
-            batch = label(backend, write=True, progress=tick)
-    except (ConnectorError, MissingExtraError) as exc:
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise MissingExtraError(exc.name or "a demo dependency", "demo") from exc
+    backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
+    if backend.count_runs() < n_runs:
+        _echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
+        backend.mark_model_training()
+        with _progress(True, "training", total=n_runs) as tick:
+            log_runs(backend.client, backend.experiment_ids[0], iterate(n_runs, seed=seed), progress=tick)
+    with _progress(True, "labelling", total=backend.total) as tick:
+        batch = label(backend, write=True, progress=tick)
     code = _finish(batch, title=f"tracker-diag demo · {backend.describe()}", json_path=None, fail_on=(),
-                   quiet=False, footer=["Look at it:", *backend.ui_links("overfitting")])
+                   quiet=False, footer=["Look at it:", *backend.links("overfitting")])
     sys.exit(code)
+
+
+def _quiet_spark() -> None:
+    """py4j's log lines and PySpark's version warnings (pandas, pyarrow) off the terminal."""
+    import logging
+    import warnings
+
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark\.")
+    warnings.filterwarnings("ignore", message=r".*PySpark", category=UserWarning)
 
 
 def _redact_logs() -> None:
@@ -657,9 +642,19 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` for tests (defaults to sys.argv)."""
     _redact_logs()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial MLflow database tables..."
+    for name, value in settings.mlflow_http_defaults().items():  # a dead server costs seconds, not minutes
+        os.environ.setdefault(name, value)
     os.environ.setdefault("WANDB_SILENT", "true")  # the SDK's own "wandb: ERROR ..." lines repeat the error we print
     try:
         cli.main(args=argv, prog_name="tracker-diag", standalone_mode=True)
-    except TrackerDiagError as exc:  # anything a command did not translate itself
-        _echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    except TrackerDiagError as exc:  # the one place errors become messages and exit codes
+        sys.exit(report_error(exc))
+
+
+def report_error(exc: TrackerDiagError) -> int:
+    """Print ``exc`` (one "error:" line per problem it names, then its hint) and return its exit code."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        _echo(f"error: {line}", err=True)
+    if exc.hint:
+        _echo(exc.hint, err=True)
+    return EXIT_USAGE

@@ -8,7 +8,9 @@
     │   └── Unreachable   the tracker is gone (probe failed, retry budget or --deadline spent,
     │                     circuit open): no further request is made; exit code 2
     ├── BusyError         another tracker-diag holds the lock on this store or sweep (exit code 2)
-    └── MissingExtraError an optional dependency is not installed
+    └── MissingExtraError an optional dependency is not installed (exit code 2)
+
+Commands raise; ``cli.main`` alone turns an error into "error: …" lines and exit code 2.
 
 Every message is redacted (no URI userinfo, no token) when the error is made.
 """
@@ -21,7 +23,10 @@ from tracker_diag.text import redact
 
 
 class TrackerDiagError(Exception):
-    """Base of every error tracker_diag raises; its message never holds a URI's userinfo."""
+    """Base of every error tracker_diag raises; its message never holds a URI's userinfo.
+    ``hint``: a line printed under the message (where to look next), set by whoever knows it."""
+
+    hint: str = ""
 
     def __init__(self, message: object = "", *args):
         super().__init__(redact(str(message)), *args)

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tracker_diag.errors import BusyError
+from tracker_diag.settings import cache_dir
 
 
 def lock_dir() -> Path:
     """``$XDG_CACHE_HOME/tracker-diag/locks`` (``~/.cache`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base, "tracker-diag", "locks")
+    return cache_dir() / "locks"
 
 
 def path_for(identity: str) -> Path:

@@ -23,6 +23,7 @@ Nothing of Spark is imported unless this module is used (``pip install 'tracker-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,13 +33,13 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from urllib.parse import unquote, urlsplit
 
+from tracker_diag import settings
 from tracker_diag.analyze import RUNS_DDL, analyze_runs
-from tracker_diag.batch import BatchResult, RunResult, _Job, is_current, label_config, provisional
+from tracker_diag.batch import BatchResult, RunResult, Writer, label_config, provisional, triage
 from tracker_diag.connectors.mlflow import NO_METRICS, fingerprint
 from tracker_diag.errors import ConfigError, ConnectorError, need
 from tracker_diag.model import Diagnosis, RunRef, Thresholds
 from tracker_diag.text import redact
-from tracker_diag.writeback import diagnosis_from_keys
 
 SPARK_EXTRA = "spark"
 RESULT_DDL = RUNS_DDL + ", action string, error string"
@@ -204,18 +205,15 @@ class SparkJob:
         try:
             return self._run(spark)
         except failures as exc:
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            python = spark.sparkContext.pythonExec or "python3"
+            first = worker_problem(exc, python) or next((line for line in str(exc).splitlines() if line.strip()),
+                                                        type(exc).__name__)
             raise ConnectorError(f"Spark on {redact(self.jdbc_url or '')}: {redact(first)[:500]}") from exc
 
     def _run(self, spark) -> BatchResult:
         listed = self.listing(spark)
-        out = BatchResult()
-        todo = []
-        for ref in listed:
-            if self.force or not is_current(ref):
-                todo.append(ref)
-            else:
-                out.results.append(RunResult(ref, diagnosis_from_keys(ref.tags), "unchanged", skipped=True))
+        todo, _, unchanged = triage(listed, force=self.force, keep_curves=False)
+        out = BatchResult(results=unchanged)
         if todo:
             rows = self._written(self._analysed(self._histories(spark, todo), len(todo)), todo).collect()
             refs = {r.run_id: r for r in todo}
@@ -247,36 +245,88 @@ def write_partition(tracking_uri: str, pdf, running: frozenset[str], write: bool
 
     backend = MlflowBackend(tracking_uri)
     try:
-        job = _Job(backend, None, None, write=True, force=False, keep_curves=False, attach_plots=False,
-                   record=lambda r: None)
+        writer = Writer(backend)
         refs = [RunRef(run_id=rid, source="mlflow", status="RUNNING" if rid in running else "FINISHED", checked=fp)
                 for rid, fp in zip(pdf["run_id"], pdf["checked"])]
         items: list[tuple[RunRef, Diagnosis, dict]] = [
             (ref, provisional(ref, Diagnosis.from_dict(json.loads(d))), {}) for ref, d in zip(refs, pdf["diagnosis"])]
         with ThreadPoolExecutor(max(1, in_flight)) as pool:
-            results = list(pool.map(job.put, items))
+            results = list(pool.map(writer.put, items))
     finally:
         backend.close()
     return [(r.action, r.error) for r in results]
 
 
-def session(master: str | None = None, jars: list[str] | None = None, app: str = "tracker-diag"):
+def is_local(master: str | None) -> bool:
+    """Whether the session runs its Python workers on this machine (not under spark-submit's cluster)."""
+    if master:
+        return master.startswith("local")
+    return not settings.under_spark_submit()  # its master and settings win
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    """``os.environ`` with ``values`` set (where not set already) while the JVM and the
+    SparkContext start, as it was afterwards: the context keeps what it read."""
+    added = {k: v for k, v in values.items() if not settings.is_set(k)}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def session(master: str | None = None, jars: list[str] | None = None, app: str = "tracker-diag",
+            jvm_log: str | None = None):
     """The SparkSession: spark-submit's when there is one (its master and settings win), else a
-    local one bound to 127.0.0.1 with its UI off (``master`` local[*] unless given)."""
+    local one bound to 127.0.0.1 with its UI off (``master`` local[*] unless given).
+
+    In local mode the Python workers run this interpreter (``sys.executable``: the venv's, even
+    when it is not activated, as from cron) unless ``PYSPARK_PYTHON`` says otherwise; Spark
+    itself would start ``python3`` from ``PATH``. ``jvm_log``: a file that takes the JVM's own
+    output (log4j, JDK warnings) instead of the terminal, when this call starts the JVM.
+    """
     sql = need("pyspark.sql", SPARK_EXTRA)
-    builder = sql.SparkSession.builder.appName(app).config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    if master or not os.environ.get("SPARK_ENV_LOADED"):  # not under spark-submit: a local session
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the JVM binds nothing else either
-        builder = (builder.master(master or "local[*]")
-                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-                   .config("spark.sql.shuffle.partitions", "8")
-                   .config("spark.pyspark.python", sys.executable).config("spark.pyspark.driver.python", sys.executable))
+    pyspark = need("pyspark", SPARK_EXTRA)
+    conf = pyspark.SparkConf().setAppName(app).set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    local = is_local(master)
+    env = {}
+    if local:
+        env = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}  # the JVM binds nothing else
+        conf = (conf.setMaster(master or "local[*]")
+                .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
+                .set("spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false")
+                .set("spark.sql.shuffle.partitions", "8"))
+    elif master:
+        conf = conf.setMaster(master)
     if jars:
-        builder = builder.config("spark.jars", ",".join(jars))
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+        conf = conf.set("spark.jars", ",".join(jars))
+    with _environ(**env):
+        active = pyspark.SparkContext._active_spark_context
+        if active is None and jvm_log is not None and not settings.is_set("PYSPARK_GATEWAY_PORT"):
+            from pyspark.java_gateway import launch_gateway
+
+            os.makedirs(os.path.dirname(os.path.abspath(jvm_log)), exist_ok=True)
+            with open(jvm_log, "wb") as log:  # the JVM keeps its own copy of the descriptor
+                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+            pyspark.SparkContext(conf=conf, gateway=gateway)
+        spark = sql.SparkSession.builder.config(conf=conf).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR" if jvm_log is not None else "WARN")
     return spark
+
+
+def worker_problem(exc: BaseException, python: str) -> str | None:
+    """One line for a Python worker that could not import what the analyzer needs (on a
+    cluster: a package missing on the executors), else None."""
+    import re
+
+    found = re.findall(r"No module named '([\w.]+)'", str(exc))
+    if not found:
+        return None
+    module = found[-1].split(".")[0]
+    return (f"the Spark workers' Python ({python}) has no module {module!r}: install tracker-diag[spark] there "
+            "(pip install 'tracker-diag[spark]'), or set PYSPARK_PYTHON to a Python that has it")
 
 
 def default_jars() -> list[str]:

@@ -12,11 +12,12 @@ defaults) and how it is built from them; a backend's ``close()`` releases what i
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tracker_diag import settings
 from tracker_diag.errors import ConfigError
+from tracker_diag.tracker import Tracker
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,14 @@ class BackendSpec:
     name: str
     summary: str
     options: tuple[Option, ...]
-    make: Callable[[dict], object]  # checked values (by dest) -> backend
+    make: Callable[[dict], Tracker]  # checked values (by dest) -> backend
 
     def check(self, raw: Mapping) -> dict:
         """Every option's checked value by dest; raises ConfigError on the first bad one."""
         return {o.dest: o.check(raw.get(o.dest, raw.get(o.name))) for o in self.options}
 
 
-def _mlflow(values: dict):
+def _mlflow(values: dict) -> Tracker:
     from tracker_diag.connectors.mlflow import MlflowBackend
 
     return MlflowBackend(values["tracking_uri"], experiments=values["experiments"] or [],
@@ -103,22 +104,23 @@ def _mlflow(values: dict):
 
 def wandb_project(path: str | None) -> str:
     """ENTITY/PROJECT, completed from WANDB_PROJECT and WANDB_ENTITY; ConfigError if it cannot be."""
-    path = path or os.environ.get("WANDB_PROJECT", "")
-    if path and "/" not in path and os.environ.get("WANDB_ENTITY"):
-        path = f"{os.environ['WANDB_ENTITY']}/{path}"
+    path = path or settings.get("WANDB_PROJECT") or ""
+    entity = settings.get("WANDB_ENTITY")
+    if path and "/" not in path and entity:
+        path = f"{entity}/{path}"
     if path.count("/") != 1:
         raise ConfigError(f"give the project as ENTITY/PROJECT (or set WANDB_ENTITY and WANDB_PROJECT); got {path!r}")
     return path
 
 
-def _wandb(values: dict):
+def _wandb(values: dict) -> Tracker:
     from tracker_diag.connectors.wandb import WandbBackend
 
     return WandbBackend(wandb_project(values["project"]), filters=values["filter"],
                         include_running=bool(values["include_running"]), workers=values["workers"])
 
 
-def _files(values: dict):
+def _files(values: dict) -> Tracker:
     from tracker_diag.connectors.files import FileBackend
 
     return FileBackend(values["paths"])
@@ -155,7 +157,7 @@ REGISTRY: dict[str, BackendSpec] = {
 }
 
 
-def build(name: str, values: Mapping):
+def build(name: str, values: Mapping) -> Tracker:
     """The backend ``name`` built from its option values (by dest or by TOML name).
 
     Raises ConfigError for an unknown backend or a bad value, ConnectorError when the

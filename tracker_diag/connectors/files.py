@@ -10,6 +10,8 @@ import pandas as pd
 
 from tracker_diag.errors import ConnectorError, InputError, MissingExtraError
 from tracker_diag.model import RunRef
+from tracker_diag.tracker import Fetched
+from tracker_diag.writeback import Patch, RunState
 
 REQUIRED = ("key", "step", "value")
 
@@ -116,6 +118,21 @@ class FileBackend:
     def close(self) -> None:
         """Nothing is held open: the files were read on load."""
 
+    def describe(self) -> str:
+        return ", ".join(self.paths)
+
+    def scope(self) -> str:
+        return f"the files {self.describe()}"
+
+    def links(self, regime: str) -> list[str]:
+        return []
+
+    def state(self, run: RunRef) -> RunState:
+        raise ConnectorError(f"{run.run_id}: files are read-only; label the runs in their tracker", run.run_id)
+
+    def apply(self, run: RunRef, state: RunState, patch: Patch, plot=None) -> None:
+        raise ConnectorError(f"{run.run_id}: files are read-only; label the runs in their tracker", run.run_id)
+
     def total(self) -> int:
         return len(self._runs)
 
@@ -123,7 +140,7 @@ class FileBackend:
         for rid, name, hist in self._runs:
             yield RunRef(run_id=rid, run_name=str(name), source="file", metric_keys=tuple(hist))
 
-    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
+    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[Fetched]:
         for ref in runs:
             hist = self._hist.get(ref.run_id)
             if hist is None:  # a run id of another file (tracker-diag report --source)

@@ -22,10 +22,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from tracker_diag import settings
 from tracker_diag.connectors.guard import Guard, kind_of
 from tracker_diag.errors import ConnectorError, MissingExtraError, Unreachable, need
 from tracker_diag.model import RunRef
 from tracker_diag.text import redact, strip_userinfo
+from tracker_diag.tracker import Fetched
 from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, Patch, RunState
 
 try:  # cheap: the mlflow package itself is imported only when the client is needed
@@ -54,12 +56,6 @@ def _translated(what: str, run_id: str | None = None):
         raise ConnectorError(f"{what} failed: {exc.message}", run_id) from exc
     except OSError as exc:
         raise ConnectorError(f"{what} failed: {exc}", run_id) from exc
-
-
-# A tracking server that stopped answering costs seconds, not MLflow's default 7 retries with
-# backoff x2 (255 s per request): our defaults, unless the user set MLflow's own variables.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def _schema_head() -> str | None:
@@ -134,18 +130,17 @@ class MlflowBackend:
                  all_experiments: bool = False, filter_string: str | None = None, include_running: bool = False,
                  workers: int = 8, create: bool = False):
         # MLflow 3's own default; MLflow 2 would pick ./mlruns, a file store tracker-diag does not read fast
-        self.uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+        self.uri = tracking_uri or settings.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
         self.filter_string = filter_string or ""
         # Ended runs, failed and killed ones too (a run that blew up often ends FAILED); RUNNING ones on request.
         self.statuses = {"FINISHED", "FAILED", "KILLED"} | ({"RUNNING"} if include_running else set())
         self.workers = workers
         self._client = None
+        self.warnings: list[str] = []
         self.guard = Guard(self._safe_uri())
         if not create:
             self._sqlite_must_exist()
         if self._is_http():
-            for name, value in HTTP_DEFAULTS.items():
-                os.environ.setdefault(name, value)
             self._probe()
         self._engine = self._sql_engine()
         try:
@@ -196,7 +191,7 @@ class MlflowBackend:
         seconds, with the URI it tried (any HTTP answer, even 401 or 404, means reachable)."""
         import requests  # mlflow's own dependency
 
-        timeout = float(os.environ.get("TRACKER_DIAG_PROBE_TIMEOUT", "10"))
+        timeout = settings.get("TRACKER_DIAG_PROBE_TIMEOUT")
         for attempt in range(3):
             try:
                 requests.get(self.uri.rstrip("/") + "/health", timeout=timeout)
@@ -225,7 +220,7 @@ class MlflowBackend:
     def describe(self) -> str:
         return f"{self._safe_uri()} · experiment(s) {', '.join(self.experiment_ids)}"
 
-    def ui_links(self, regime: str) -> list[str]:
+    def links(self, regime: str) -> list[str]:
         """Where to look after a write: the runs table of each experiment filtered by ``regime``
         (a server URI: its own UI; a database URI: the `mlflow ui` line that serves it)."""
         from urllib.parse import quote
@@ -276,7 +271,7 @@ class MlflowBackend:
             view = _mlflow().entities.ViewType.ACTIVE_ONLY
             return [e.experiment_id for e in self.client.search_experiments(view_type=view)]
         if not names:
-            names = [os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"]
+            names = [_default_experiment()]
         ids = []
         for name in names:
             exp = self.client.get_experiment_by_name(name)
@@ -303,7 +298,7 @@ class MlflowBackend:
         if all_experiments:
             return [str(eid) for eid, _ in rows]
         if not names:
-            names = [os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"]
+            names = [_default_experiment()]
         ids = []
         for name in names:
             if name in by_name:
@@ -418,7 +413,7 @@ class MlflowBackend:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[tuple[RunRef, dict]]:
+    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[Fetched]:
         if self._engine is not None:
             reader = self._fetch_sql
         elif self._is_http():
@@ -609,6 +604,10 @@ class MlflowBackend:
                 self.client.log_artifact(run_id, path, artifact_path=PLOT_DIR)
             except OSError as exc:
                 raise ConnectorError(f"uploading the plot of run {run_id} failed: {exc}", run_id) from exc
+
+
+def _default_experiment() -> str:
+    return settings.get("MLFLOW_EXPERIMENT_NAME") or settings.get("MLFLOW_EXPERIMENT_ID") or "0"
 
 
 def _chunked(items: list, size: int) -> Iterator[list]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,8 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tracker_diag import settings
 from tracker_diag.connectors.wandb_offline import StepAxes
 from tracker_diag.errors import ConnectorError, need
+from tracker_diag.model import RunRef
+from tracker_diag.tracker import Fetched
 from tracker_diag.writeback import TAG_KEYS, Patch, RunState
 
 _HISTORY = """
@@ -62,8 +64,9 @@ class WandbBackend:
         # Ended runs, crashed and failed ones too (a run that blew up often ends so); running ones on request.
         self.states = {"finished", "failed", "crashed", "killed"} | ({"running"} if include_running else set())
         self.per_page = per_page
+        self.warnings: list[str] = []
         self.workers = max(1, workers)
-        _check_reachable(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+        _check_reachable(settings.get("WANDB_BASE_URL"))
         try:  # the SDK's retries stop at the Api timeout; a generous one lets them honour Retry-After
             self.api = wandb.Api(timeout=timeout)
         except (ValueError, *wandb_errors()) as exc:  # no API key, rejected key, unknown entity
@@ -74,6 +77,10 @@ class WandbBackend:
 
     def describe(self) -> str:
         return self.path
+
+    def links(self, regime: str) -> list[str]:
+        """The W&B UI filters by tag in the runs table; its URL keeps no filter: say what to click."""
+        return [f"In the W&B UI: the runs table of {self.path}, filter Tags = {regime}"]
 
     def scope(self) -> str:
         """What a listing searched, for "no runs matched" (project, states, filter)."""
@@ -88,8 +95,6 @@ class WandbBackend:
         """Unknown before the listing (a count would cost a query per filter); the bar counts up."""
 
     def list_runs(self) -> Iterator:
-        from tracker_diag.model import RunRef
-
         with _translated(f"listing {self.path}"):
             runs = self.api.runs(self.path, filters=self.filters, per_page=self.per_page, lazy=False)
             metric_defs: dict = {}
@@ -118,7 +123,7 @@ class WandbBackend:
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
 
-    def fetch(self, runs: list, keys: dict[str, list[str]]) -> Iterator[tuple]:
+    def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[Fetched]:
         """Histories of a page of runs, ``workers`` requests in flight, in listing order."""
         try:
             with ThreadPoolExecutor(self.workers) as pool:
@@ -234,7 +239,7 @@ def _check_reachable(base_url: str, timeout: float = 5.0) -> None:
     import socket
     from urllib.parse import urlsplit
 
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+    if settings.behind_proxy():
         return
     url = urlsplit(base_url)
     if not url.hostname:

@@ -119,35 +119,45 @@ def _class_metrics(model, x, y, classes):
     return loss, float((classes[p.argmax(1)] == y).mean())
 
 
+def _mlp_setting(cause: str, rng: np.random.Generator, n_classes: int) -> dict:
+    """The MLP's hyper-parameters that cause ``cause`` (random draws in a fixed order: the
+    corpora of a seed stay the same)."""
+    st = {"hidden": int(rng.choice([32, 64])), "lr": float(rng.uniform(1e-3, 3e-3)), "epochs": 80, "alpha": 1e-4,
+          "n_train": None, "solver": "adam", "sched": "const", "noise": 0.0, "patience": None, "pretrain": False}
+    if cause in ("mlp_learning", "mlp_learning_noise"):
+        st.update(lr=float(rng.uniform(5e-5, 2e-4)), epochs=int(rng.integers(15, 40)))
+        st["noise"] = float(rng.uniform(0.4, 0.8)) if cause == "mlp_learning_noise" else 0.0
+    elif cause == "mlp_learning_long":
+        st.update(lr=float(rng.uniform(1e-4, 2e-4)), epochs=int(rng.integers(60, 90)))
+    elif cause == "mlp_learning_gap":
+        st["n_train"] = int(rng.integers(500, 800))
+        st.update(hidden=256, alpha=1e-4, lr=float(rng.uniform(1e-4, 2e-4)), epochs=int(rng.integers(30, 50)))
+    elif cause == "mlp_finetune":
+        st.update(pretrain=True, lr=float(rng.uniform(3e-4, 6e-4)), epochs=int(rng.integers(12, 25)))
+    elif cause in ("mlp_overfit", "mlp_overfit_es"):
+        st["n_train"] = int(rng.integers(4 * n_classes, 10 * n_classes)) + 10
+        st.update(hidden=int(rng.choice([256, 512])), alpha=0.0, lr=float(rng.uniform(3e-3, 1e-2)),
+                  epochs=int(rng.integers(120, 250)))
+        st["patience"] = int(rng.integers(10, 20)) if cause == "mlp_overfit_es" else None
+    elif cause == "mlp_converged":
+        st.update(alpha=float(rng.uniform(0.5, 2.0)), sched="cosine", epochs=int(rng.integers(80, 120)))
+        st["lr"] = float(rng.uniform(5e-3, 1e-2))
+    elif cause == "mlp_stalled":
+        st.update(lr=float(10 ** rng.uniform(-8, -7)), epochs=int(rng.integers(30, 80)))
+    elif cause == "mlp_diverging":
+        st.update(solver="sgd", lr=float(10 ** rng.uniform(0.7, 1.5)), epochs=int(rng.integers(30, 60)))
+    return st
+
+
 def _mlp_classifier(cause, rng, out):
     from sklearn.neural_network import MLPClassifier
 
     name = "digits" if cause == "mlp_label_noise" else str(rng.choice(["digits", "synthetic", "wine", "breast_cancer"]))
     x, y = _data(name, rng)
     classes = np.unique(y)
-    hidden, lr, epochs, alpha, n_train = int(rng.choice([32, 64])), float(rng.uniform(1e-3, 3e-3)), 80, 1e-4, None
-    solver, sched, noise, patience, pretrain = "adam", "const", 0.0, None, False
-    if cause in ("mlp_learning", "mlp_learning_noise"):
-        lr, epochs = float(rng.uniform(5e-5, 2e-4)), int(rng.integers(15, 40))
-        noise = float(rng.uniform(0.4, 0.8)) if cause == "mlp_learning_noise" else 0.0
-    elif cause == "mlp_learning_long":
-        lr, epochs = float(rng.uniform(1e-4, 2e-4)), int(rng.integers(60, 90))
-    elif cause == "mlp_learning_gap":
-        n_train = int(rng.integers(500, 800))
-        hidden, alpha, lr, epochs = 256, 1e-4, float(rng.uniform(1e-4, 2e-4)), int(rng.integers(30, 50))
-    elif cause == "mlp_finetune":
-        pretrain, lr, epochs = True, float(rng.uniform(3e-4, 6e-4)), int(rng.integers(12, 25))
-    elif cause in ("mlp_overfit", "mlp_overfit_es"):
-        n_train = int(rng.integers(4 * len(classes), 10 * len(classes))) + 10
-        hidden, alpha, lr, epochs = int(rng.choice([256, 512])), 0.0, float(rng.uniform(3e-3, 1e-2)), int(rng.integers(120, 250))
-        patience = int(rng.integers(10, 20)) if cause == "mlp_overfit_es" else None
-    elif cause == "mlp_converged":
-        alpha, sched, epochs = float(rng.uniform(0.5, 2.0)), "cosine", int(rng.integers(80, 120))
-        lr = float(rng.uniform(5e-3, 1e-2))
-    elif cause == "mlp_stalled":
-        lr, epochs = float(10 ** rng.uniform(-8, -7)), int(rng.integers(30, 80))
-    elif cause == "mlp_diverging":
-        solver, lr, epochs = "sgd", float(10 ** rng.uniform(0.7, 1.5)), int(rng.integers(30, 60))
+    st = _mlp_setting(cause, rng, len(classes))
+    hidden, lr, epochs, alpha, n_train = st["hidden"], st["lr"], st["epochs"], st["alpha"], st["n_train"]
+    solver, sched, noise, patience, pretrain = st["solver"], st["sched"], st["noise"], st["patience"], st["pretrain"]
     x_tr, y_tr, x_te, y_te = _split(x, y, rng, n_train)
     if cause == "mlp_label_noise":  # most training labels redrawn: what is left to learn is the clean rest
         flip = rng.random(len(y_tr)) < float(rng.uniform(0.75, 0.85))
