@@ -73,7 +73,7 @@ def test_the_readme_tables_every_setting():
 def test_errors_become_messages_in_one_place():
     """Commands raise; cli.main maps TrackerDiagError to "error:" lines and exit code 2 once."""
     cli = (PKG / "cli.py").read_text(encoding="utf-8")
-    assert cli.count('_echo(f"error:') == 1 and cli.count("sys.exit(EXIT_USAGE)") == 0
+    assert 'error: {exc}' not in cli and cli.count("sys.exit(EXIT_USAGE)") == 0 and cli.count("report_error(") == 2
 
 
 def test_the_package_type_checks(tmp_path):
