@@ -96,7 +96,7 @@ DRY_RUN = """
 import sys
 from tracker_diag.batch import label
 from tracker_diag.connectors.mlflow import MlflowBackend
-res = label(MlflowBackend(sys.argv[1], experiments=["bench"]), force=True)
+res = label(MlflowBackend.open(sys.argv[1], experiments=["bench"]), force=True)
 print(len(res.results), PEAK)
 """.replace("PEAK", PEAK)
 
@@ -114,7 +114,7 @@ def labelled(uri: str, write: bool) -> tuple[float, int]:
     from tracker_diag.connectors.mlflow import MlflowBackend
 
     t0 = time.perf_counter()
-    res = label(MlflowBackend(uri, experiments=["bench"]), write=write)
+    res = label(MlflowBackend.open(uri, experiments=["bench"]), write=write)
     return time.perf_counter() - t0, res.skipped
 
 

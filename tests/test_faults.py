@@ -73,7 +73,7 @@ def test_a_lone_opening_marker_in_a_description_keeps_the_text_after_it(sqlite_e
     user = f"{BEGIN} my heading\nwhat I wrote after it"
     rid = log_run(client, exp, "learning", description=user)
     for force in (False, True):  # v1 replaced from the user's marker to ours on the second write
-        label(MlflowBackend(uri, experiments=["faults"]), write=True, force=force)
+        label(MlflowBackend.open(uri, experiments=["faults"]), write=True, force=force)
         note = client.get_run(rid).data.tags[NOTE]
         assert note.startswith(user + "\n\n" + BEGIN) and note.count(END) == 1
 
@@ -100,7 +100,7 @@ class EditsAfterListing:
 def test_an_edit_made_after_the_listing_is_not_overwritten(sqlite_exp):
     uri, client, exp = sqlite_exp
     ids = [log_run(client, exp, k, description="old text") for k in ("learning", "overfitting", "plateau")]
-    batch = label(EditsAfterListing(MlflowBackend(uri, experiments=["faults"]), client), write=True)
+    batch = label(EditsAfterListing(MlflowBackend.open(uri, experiments=["faults"]), client), write=True)
     assert [r.action for r in batch.results] == ["written"] * 3
     for rid in ids:
         note = client.get_run(rid).data.tags[NOTE]
@@ -112,7 +112,7 @@ def test_an_edit_made_after_the_listing_is_not_overwritten(sqlite_exp):
 def test_a_second_writer_on_the_same_store_is_refused_while_the_first_holds_the_lock(sqlite_exp, capsys):
     uri, client, exp = sqlite_exp
     rid = log_run(client, exp, "learning")
-    where = MlflowBackend(uri, experiments=["faults"]).describe()
+    where = MlflowBackend.open(uri, experiments=["faults"]).describe()
     with exclusive(path_for(f"mlflow:{where}"), "test"):
         code, _, err = run_cli(["label", "mlflow", "--tracking-uri", uri, "-e", "faults", "--write"], capsys)
     assert code == 2 and "another tracker-diag --write is labelling" in err
@@ -138,8 +138,8 @@ class WriterInBetween:
 def test_a_writer_with_a_stale_listing_writes_nothing_another_writer_already_wrote(sqlite_exp):
     uri, client, exp = sqlite_exp
     ids = [log_gap_run(client, exp, 0.3, name=f"g{i}") for i in range(3)]
-    batch = label(WriterInBetween(MlflowBackend(uri, experiments=["faults"]),
-                                  MlflowBackend(uri, experiments=["faults"])), write=True)
+    batch = label(WriterInBetween(MlflowBackend.open(uri, experiments=["faults"]),
+                                  MlflowBackend.open(uri, experiments=["faults"])), write=True)
     assert [r.action for r in batch.results] == ["unchanged"] * 3
     for rid in ids:  # one gap point per run, not one per writer
         assert len(client.get_metric_history(rid, "diag_acc_gap")) == 1
@@ -153,7 +153,7 @@ def test_a_gap_that_became_unknown_no_longer_matches_the_metric_filter(sqlite_ex
     client.set_tag(rid, "diag_acc_gap", "0.300")  # as an earlier label with accuracy curves left it
     client.log_metric(rid, "diag_acc_gap", 0.3, step=0)
     assert client.search_runs([exp], "metrics.diag_acc_gap > 0.2")
-    label(MlflowBackend(uri, experiments=["faults"]), write=True)
+    label(MlflowBackend.open(uri, experiments=["faults"]), write=True)
     run = client.get_run(rid)
     assert "diag_acc_gap" not in run.data.tags and math.isnan(run.data.metrics["diag_acc_gap"])
     assert not client.search_runs([exp], "metrics.diag_acc_gap > 0.2")
@@ -221,7 +221,7 @@ def test_cut_and_refused_answers_are_retried_without_a_duplicate_write(proxied, 
           [log_run(client, exp, k, description="mine") for k in ("learning", "overfitting", "plateau", "diverging")]
     before = snapshot(client, exp)
     proxy.mode, proxy.rate = mode, rate
-    batch = label(MlflowBackend(proxy.url, experiments=[name]), write=True)
+    batch = label(MlflowBackend.open(proxy.url, experiments=[name]), write=True)
     proxy.mode = "ok"
     assert proxy.counts.get(mode, 0) >= 3  # the fault did hit
     assert batch.failed == 0 and not batch.stopped, [r.error for r in batch.results if r.error]
@@ -231,7 +231,7 @@ def test_cut_and_refused_answers_are_retried_without_a_duplicate_write(proxied, 
         assert run.data.tags["diag_checked"] != "pending"
         if "diag_acc_gap" in run.data.tags:
             assert len(client.get_metric_history(rid, "diag_acc_gap")) == 1  # no duplicate write
-    assert label(MlflowBackend(proxy.url, experiments=[name]), write=True).skipped == len(ids)
+    assert label(MlflowBackend.open(proxy.url, experiments=[name]), write=True).skipped == len(ids)
 
 
 @pytest.mark.server
@@ -247,7 +247,7 @@ def test_a_server_that_dies_mid_batch_stops_it_in_seconds_with_exit_2(proxied, c
             proxy.kill()
 
     t0 = time.monotonic()
-    batch = label(MlflowBackend(proxy.url, experiments=[name]), write=True, page_size=8, progress=kill_after_six)
+    batch = label(MlflowBackend.open(proxy.url, experiments=[name]), write=True, page_size=8, progress=kill_after_six)
     elapsed = time.monotonic() - t0
     written = sum(r.action == "written" for r in batch.results)
     assert batch.stopped and elapsed < 60, (batch.stopped, elapsed)
@@ -255,7 +255,7 @@ def test_a_server_that_dies_mid_batch_stops_it_in_seconds_with_exit_2(proxied, c
     assert all(r.error.startswith("not attempted") or "failed" in r.error for r in batch.results if r.error)
     # a rerun after the server is back finishes exactly what is missing, nothing twice
     proxy.revive()
-    again = label(MlflowBackend(proxy.url, experiments=[name]), write=True)
+    again = label(MlflowBackend.open(proxy.url, experiments=[name]), write=True)
     assert again.failed == 0 and again.skipped == written and len(again.results) == 24
     # and the CLI: a server that is not there at all is exit 2, fast, saying where it looked
     proxy.kill()
@@ -281,12 +281,12 @@ def test_a_failed_delete_leaves_the_run_not_current_and_the_rerun_finishes_it(pr
     rid = log_run(client, exp, "learning")
     client.set_tag(rid, "diag_acc_gap", "0.300")  # stale: this run has no accuracy curves
     proxy.mode, proxy.rate = "fail:delete-tag", 1.0
-    batch = label(MlflowBackend(proxy.url, experiments=[name]), write=True)
+    batch = label(MlflowBackend.open(proxy.url, experiments=[name]), write=True)
     assert batch.failed == 1
     tags = client.get_run(rid).data.tags
     assert tags["diag_checked"] == "pending" and tags["diag_acc_gap"] == "0.300"  # not current: redone next time
     proxy.mode = "ok"
-    again = label(MlflowBackend(proxy.url, experiments=[name]), write=True)
+    again = label(MlflowBackend.open(proxy.url, experiments=[name]), write=True)
     tags = client.get_run(rid).data.tags
     assert again.results[0].action == "written" and "diag_acc_gap" not in tags and tags["diag_checked"] != "pending"
 
@@ -304,7 +304,7 @@ def test_one_run_with_a_history_longer_than_a_bulk_answer_fails_nobody(proxied, 
                                                  for i, v in enumerate(vs)])
     client.set_terminated(long.info.run_id, "FINISHED")
     monkeypatch.setattr(conn, "BULK_ROWS", 200)  # the long run alone holds more points of a key than one answer
-    batch = label(MlflowBackend(proxy.url, experiments=[name]))
+    batch = label(MlflowBackend.open(proxy.url, experiments=[name]))
     assert batch.failed == 0 and {r.ref.run_id for r in batch.results} == {*ids, long.info.run_id}
     assert {r.diagnosis.regime for r in batch.results if r.ref.run_id == long.info.run_id} == {"learning"}
 

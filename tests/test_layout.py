@@ -70,6 +70,23 @@ def test_the_readme_tables_every_setting():
     assert all(f"`{s.name}`" in readme for s in SETTINGS)
 
 
+def test_no_private_name_is_imported_across_modules():
+    wrong = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tracker_diag"):
+                wrong += [f"{path.relative_to(PKG)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and a.name != "__version__"]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_one_sql_text_lists_runs():
+    """The single-process SQL path and the Spark engine list runs with the same query texts."""
+    for name in ("spark.py", "connectors/mlflow.py"):
+        text = (PKG / name).read_text(encoding="utf-8")
+        assert "FROM latest_metrics" not in text and "FROM runs" not in text and "FROM tags" not in text, name
+
+
 def test_errors_become_messages_in_one_place():
     """Commands raise; cli.main maps TrackerDiagError to "error:" lines and exit code 2 once."""
     cli = (PKG / "cli.py").read_text(encoding="utf-8")

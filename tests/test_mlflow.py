@@ -72,14 +72,14 @@ def test_round_trip_tags_description_and_ui_filter(store, capsys):
 def test_new_thresholds_relabel_instead_of_reporting_every_run_unchanged(store):
     uri, client, exp = store
     rid = log_run(client, exp, "overfitting")
-    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     checked = client.get_run(rid).data.tags["diag_checked"]
-    same = label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    same = label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     assert same.skipped == 1
-    looser = label(MlflowBackend(uri, experiments=[EXP]), write=True, thresholds=Thresholds(acc_gap=0.3))
+    looser = label(MlflowBackend.open(uri, experiments=[EXP]), write=True, thresholds=Thresholds(acc_gap=0.3))
     assert looser.skipped == 0 and looser.results[0].action == "written"
     assert client.get_run(rid).data.tags["diag_checked"] != checked
-    again = label(MlflowBackend(uri, experiments=[EXP]), write=True, thresholds=Thresholds(acc_gap=0.3))
+    again = label(MlflowBackend.open(uri, experiments=[EXP]), write=True, thresholds=Thresholds(acc_gap=0.3))
     assert again.skipped == 1
 
 
@@ -87,11 +87,11 @@ def test_second_write_writes_nothing_and_skips_without_reading(store, capsys):
     uri, client, exp = store
     for k in ("learning", "overfitting"):
         log_run(client, exp, k)
-    backend = MlflowBackend(uri, experiments=[EXP])
+    backend = MlflowBackend.open(uri, experiments=[EXP])
     first = label(backend, write=True)
     assert {r.action for r in first.results} == {"written"}
     before = snapshot(client, exp)
-    second = label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    second = label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     assert {r.action for r in second.results} == {"unchanged"} and second.skipped == 2
     assert snapshot(client, exp) == before
 
@@ -99,7 +99,7 @@ def test_second_write_writes_nothing_and_skips_without_reading(store, capsys):
         return {r.ref.run_id: (r.diagnosis.regime, r.diagnosis.confidence, None if r.diagnosis.acc_gap is None
                                else round(r.diagnosis.acc_gap, 3), r.diagnosis.best_step) for r in batch.results}
     assert figures(second) == figures(first) and all(f[3] is not None for f in figures(second).values())
-    forced = label(MlflowBackend(uri, experiments=[EXP]), write=True, force=True)
+    forced = label(MlflowBackend.open(uri, experiments=[EXP]), write=True, force=True)
     assert {r.action for r in forced.results} == {"unchanged"} and forced.skipped == 0
     assert snapshot(client, exp) == before
 
@@ -107,9 +107,9 @@ def test_second_write_writes_nothing_and_skips_without_reading(store, capsys):
 def test_new_data_makes_a_run_relabelled(store):
     uri, client, exp = store
     rid = log_run(client, exp, "learning")
-    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     client.log_batch(rid, metrics=[Metric("val_loss", 5.0 + i, 10_000 + i, 100 + i) for i in range(30)])
-    again = label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    again = label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     assert again.skipped == 0 and again.results[0].action == "written"
 
 
@@ -122,7 +122,7 @@ def test_user_data_identical_and_other_experiments_untouched(store):
     user_before = {rid: ({k: v for k, v in t.items() if not k.startswith("diag_regime")}, p)
                    for rid, (t, p) in snapshot(client, exp).items()}
     other_before = snapshot(client, other)
-    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     after = snapshot(client, exp)
     for rid, (tags, params) in user_before.items():
         new_tags, new_params = after[rid]
@@ -139,7 +139,7 @@ def test_long_user_description_is_never_pushed_past_the_limit(store):
     uri, client, exp = store
     long_text = "x" * (_note_limit() - 100)
     rid = log_run(client, exp, "overfitting", description=long_text)
-    label(MlflowBackend(uri, experiments=[EXP]), write=True)
+    label(MlflowBackend.open(uri, experiments=[EXP]), write=True)
     note = client.get_run(rid).data.tags["mlflow.note.content"]
     limit = _note_limit()  # MLflow 3: 8000, MLflow 2: 5000
     assert note.startswith(long_text) and len(note) <= limit
@@ -161,19 +161,19 @@ def test_nan_inf_no_metrics_deleted_and_running_runs(store):
     running = log_run(client, exp, "learning", finish=False)
     blew_up = log_run(client, exp, "diverging", finish=False)
     client.set_terminated(blew_up, "FAILED")  # what `with mlflow.start_run()` does when training raises
-    res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP]), write=True).results}
+    res = {r.ref.run_id: r for r in label(MlflowBackend.open(uri, experiments=[EXP]), write=True).results}
     assert res[blew_up].diagnosis.regime == "diverging" and client.get_run(blew_up).data.tags["diag_regime"] == "diverging"
     assert res[nan_run].diagnosis.regime == "diverging" and "nonfinite" in res[nan_run].diagnosis.flags
     assert res[inf_run].diagnosis.regime == "diverging"
     assert res[empty].diagnosis.regime == "insufficient_data"
     assert deleted not in res and running not in res
     assert "diag_regime" not in client.get_run(deleted).data.tags
-    res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP], include_running=True),
+    res = {r.ref.run_id: r for r in label(MlflowBackend.open(uri, experiments=[EXP], include_running=True),
                                           write=True).results}
     assert "provisional" in res[running].diagnosis.flags
     assert "provisional" in client.get_run(running).data.tags["diag_flags"]
     client.set_terminated(running, "FINISHED")  # finished without new metrics: relabelled, no longer provisional
-    res = {r.ref.run_id: r for r in label(MlflowBackend(uri, experiments=[EXP]), write=True).results}
+    res = {r.ref.run_id: r for r in label(MlflowBackend.open(uri, experiments=[EXP]), write=True).results}
     assert not res[running].skipped and res[running].action == "written"
     assert "provisional" not in client.get_run(running).data.tags["diag_flags"]
 
@@ -181,7 +181,7 @@ def test_nan_inf_no_metrics_deleted_and_running_runs(store):
 def test_write_to_a_run_deleted_mid_batch_fails_alone(store):
     uri, client, exp = store
     ids = [log_run(client, exp, "learning") for _ in range(3)]
-    backend = MlflowBackend(uri, experiments=[EXP])
+    backend = MlflowBackend.open(uri, experiments=[EXP])
     refs = list(backend.list_runs())
     client.delete_run(ids[1])  # deleted after listing, before writing
 
@@ -189,7 +189,7 @@ def test_write_to_a_run_deleted_mid_batch_fails_alone(store):
         def list_runs(self):
             return refs
 
-    listed = Listed(uri, experiments=[EXP])
+    listed = Listed.open(uri, experiments=[EXP])
     res = {r.ref.run_id: r for r in label(listed, write=True).results}
     assert res[ids[1]].action == "failed" and "deleted" in res[ids[1]].error
     assert res[ids[0]].action == res[ids[2]].action == "written"
@@ -199,8 +199,10 @@ def test_every_run_is_listed_across_pages(new_store, monkeypatch):
     """Paging on both listing paths (keyset SQL and the client's page tokens) and the batch's
     own pages, with pages of 7 runs instead of MLflow's 1,000 (same code, 30 runs)."""
     import tracker_diag.connectors.mlflow as connector
+    import tracker_diag.connectors.mlflow_sql as sql_path
 
     monkeypatch.setattr(connector, "PAGE", 7)
+    monkeypatch.setattr(sql_path, "PAGE", 7)
     uri = new_store("big.db")
     client = MlflowClient(uri)
     exp = client.create_experiment(EXP)
@@ -208,10 +210,10 @@ def test_every_run_is_listed_across_pages(new_store, monkeypatch):
         run = client.create_run(exp, run_name=f"r{i}")
         client.log_batch(run.info.run_id, metrics=[Metric("loss", 1.0, 1, 0)])
         client.set_terminated(run.info.run_id, "FINISHED")
-    sql = list(MlflowBackend(uri, experiments=[EXP]).list_runs())
-    paged = list(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'").list_runs())
+    sql = list(MlflowBackend.open(uri, experiments=[EXP]).list_runs())
+    paged = list(MlflowBackend.open(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'").list_runs())
     assert len(sql) == len(paged) == 30 == len({r.run_id for r in paged}) == len({r.run_id for r in sql})
-    res = label(MlflowBackend(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'"), page_size=4)
+    res = label(MlflowBackend.open(uri, experiments=[EXP], filter_string="attributes.status = 'FINISHED'"), page_size=4)
     assert len(res.results) == 30 and not res.failed and len({r.ref.run_id for r in res.results}) == 30
 
 
@@ -219,7 +221,7 @@ def test_filter_is_passed_through(store):
     uri, client, exp = store
     keep = log_run(client, exp, "learning", tags={"team": "vision"})
     log_run(client, exp, "learning", tags={"team": "nlp"})
-    res = label(MlflowBackend(uri, experiments=[EXP], filter_string="tags.team = 'vision'"), write=True)
+    res = label(MlflowBackend.open(uri, experiments=[EXP], filter_string="tags.team = 'vision'"), write=True)
     assert [r.ref.run_id for r in res.results] == [keep]
 
 
@@ -227,10 +229,12 @@ def test_sql_and_client_reads_agree(store):
     uri, client, exp = store
     for k in ("learning", "overfitting", "diverging"):
         log_run(client, exp, k)
-    sql = MlflowBackend(uri, experiments=[EXP])
-    assert sql._engine is not None
-    plain = MlflowBackend(uri, experiments=[EXP])
-    plain._engine = None  # the client path, as for an unknown schema
+    from tracker_diag.connectors.mlflow_sql import SqlReader
+
+    sql = MlflowBackend.open(uri, experiments=[EXP])
+    assert isinstance(sql.reader, SqlReader)
+    plain = MlflowBackend(uri, sql.experiment_ids)  # no SQL reader: the client path, as for an unknown schema
+    assert type(plain.reader).__name__ == "_ClientReader"
     refs = list(plain.list_runs())
     keys = {r.run_id: list(r.metric_keys) for r in refs}
     a = {ref.run_id: h for ref, h in sql.fetch(refs, keys)}
@@ -283,8 +287,8 @@ def test_label_through_a_real_server_with_the_bulk_endpoint(server, capsys):
     exp = client.create_experiment("srv")
     kinds = ["learning", "overfitting", "plateau", "diverging"] * 3
     ids = {log_run(client, exp, k, name=f"{k}-{i}", tags={"keep": "me"}): k for i, k in enumerate(kinds)}
-    backend = MlflowBackend(server, experiments=["srv"])
-    assert backend._engine is None
+    backend = MlflowBackend.open(server, experiments=["srv"])
+    assert type(backend.reader).__name__ == "_BulkReader"
     capsys.readouterr()  # mlflow prints "View run ..." when the test's runs end
     code, out, _ = run_cli(["label", "mlflow", "--tracking-uri", server, "-e", "srv", "--write", "--json", "-"],
                            capsys)
@@ -296,7 +300,7 @@ def test_label_through_a_real_server_with_the_bulk_endpoint(server, capsys):
     for rid, kind in ids.items():
         tags = client.get_run(rid).data.tags
         assert tags["diag_regime"] == kind and tags["keep"] == "me"
-    again = label(MlflowBackend(server, experiments=["srv"]), write=True)
+    again = label(MlflowBackend.open(server, experiments=["srv"]), write=True)
     assert again.skipped == len(kinds)
 
 
@@ -308,7 +312,7 @@ def test_bulk_reads_split_a_page_the_server_would_cut(server, monkeypatch):
     exp = client.create_experiment("cut")
     ids = [log_run(client, exp, "learning") for _ in range(6)]
     monkeypatch.setattr(conn, "BULK_ROWS", 50)  # 6 runs x 40 points would be cut at 50 rows
-    backend = MlflowBackend(server, experiments=["cut"])
+    backend = MlflowBackend.open(server, experiments=["cut"])
     refs = list(backend.list_runs())
     hist = {ref.run_id: h for ref, h in backend.fetch(refs, {r.run_id: ["loss", "val_loss"] for r in refs})}
     assert len(hist) == 6 and all(len(h["loss"][0]) == 40 and len(h["val_loss"][0]) == 40 for h in hist.values())
@@ -318,16 +322,16 @@ def test_bulk_reads_split_a_page_the_server_would_cut(server, monkeypatch):
 def test_schema_head_read_from_files_matches_mlflows_own():
     from mlflow.store.db.utils import _get_latest_schema_revision
 
-    from tracker_diag.connectors.mlflow import _schema_head
+    from tracker_diag.connectors.mlflow_sql import schema_head
 
-    assert _schema_head() == _get_latest_schema_revision()
+    assert schema_head() == _get_latest_schema_revision()
 
 
 def test_dry_run_on_sqlite_never_imports_the_mlflow_client(store, tmp_path):
     uri, client, exp = store
     log_run(client, exp, "learning")
     code = (f"import sys\nfrom tracker_diag.batch import label\nfrom tracker_diag.connectors.mlflow import MlflowBackend, _note_limit\n"
-            f"r = label(MlflowBackend({uri!r}, experiments=[{EXP!r}]))\n"
+            f"r = label(MlflowBackend.open({uri!r}, experiments=[{EXP!r}]))\n"
             "assert r.results[0].diagnosis.regime == 'learning'\n"
             "print('mlflow.tracking' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -388,7 +392,7 @@ def test_the_numeric_sqlite_read_equals_the_general_one_with_ties_nan_and_numpy_
 
     from mlflow.entities import Metric
 
-    from tracker_diag.connectors import mlflow as m
+    from tracker_diag.connectors import mlflow_sql as m
 
     uri, client, exp = store
     rid = log_run(client, exp, "learning")
@@ -397,23 +401,23 @@ def test_the_numeric_sqlite_read_equals_the_general_one_with_ties_nan_and_numpy_
     blob = log_run(client, exp, "overfitting")
     with sqlite3.connect(uri.removeprefix("sqlite:///")) as con:  # as sqlite stores a numpy int64 step
         con.execute("UPDATE metrics SET step = ? WHERE run_uuid = ? AND step = 3", (np.int64(3).tobytes(), blob))
-    backend = MlflowBackend(uri, experiments=[EXP])
+    backend = MlflowBackend.open(uri, experiments=[EXP])
     refs = list(backend.list_runs())
     wanted = {r.run_id: set(r.metric_keys) for r in refs}
-    raw = backend._engine.raw_connection()
+    raw = backend.reader.engine.raw_connection()
     try:
         cur = raw.cursor()
         where = f"WHERE run_uuid IN ({', '.join('?' * len(refs))}) AND +key IN ({', '.join('?' * 4)}) "
         params = (*wanted, "loss", "val_loss", "train_loss", "test_loss")
         fast: dict = m.defaultdict(dict)
-        assert not m._collect_numeric(fast, cur, where, params, wanted)  # the blob: the general way
+        assert not m.collect_numeric(fast, cur, where, params, wanted)  # the blob: the general way
         cur.execute(f"DELETE FROM metrics WHERE run_uuid = '{blob}'")
         raw.commit()
-        assert m._collect_numeric(fast, cur, where, params, wanted)
+        assert m.collect_numeric(fast, cur, where, params, wanted)
         cur.execute(f"SELECT run_uuid, key, step, value, is_nan FROM metrics {where}ORDER BY run_uuid, key, step, "
                     "timestamp", params)
         general: dict = m.defaultdict(dict)
-        m._collect(general, cur.fetchall(), wanted)
+        m.collect(general, cur.fetchall(), wanted)
     finally:
         raw.close()
     assert fast.keys() == general.keys() and fast[rid].keys() == general[rid].keys() == {"loss", "val_loss"}

@@ -71,7 +71,7 @@ def test_same_regimes_from_a_file_mlflow_and_wandb(new_store, corpus, corpus_run
         for i in range(0, len(ms), 1000):
             client.log_batch(run.info.run_id, metrics=ms[i:i + 1000])
         client.set_terminated(run.info.run_id, "FINISHED")
-    from_mlflow = {r.ref.run_name: r.diagnosis.regime for r in label(MlflowBackend(uri, experiments=["same"])).results}
+    from_mlflow = {r.ref.run_name: r.diagnosis.regime for r in label(MlflowBackend.open(uri, experiments=["same"])).results}
 
     backend = FileBackend([str(p) for p in corpus_runs])
     from_wandb = {r.ref.run_name: r.diagnosis.regime for r in label(backend).results}

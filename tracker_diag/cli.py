@@ -593,7 +593,7 @@ def demo(tracking_uri, n_runs, seed):
         from tracker_diag.training.to_mlflow import log_runs
     except ImportError as exc:
         raise MissingExtraError(exc.name or "a demo dependency", "demo") from exc
-    backend = MlflowBackend(tracking_uri, experiments=["tracker-diag-demo"], create=True)
+    backend = MlflowBackend.open(tracking_uri, experiments=["tracker-diag-demo"], create=True)
     if backend.count_runs() < n_runs:
         _echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
         backend.mark_model_training()

@@ -27,23 +27,21 @@ import contextlib
 import json
 import os
 import sys
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from urllib.parse import unquote, urlsplit
 
 from tracker_diag import settings
 from tracker_diag.analyze import RUNS_DDL, analyze_runs
 from tracker_diag.batch import BatchResult, RunResult, Writer, label_config, provisional, triage
-from tracker_diag.connectors.mlflow import NO_METRICS, fingerprint
+from tracker_diag.connectors import mlflow_sql
 from tracker_diag.errors import ConfigError, ConnectorError, need
 from tracker_diag.model import Diagnosis, RunRef, Thresholds
 from tracker_diag.text import redact
 
 SPARK_EXTRA = "spark"
 RESULT_DDL = RUNS_DDL + ", action string, error string"
-STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
 def jdbc_of(tracking_uri: str) -> tuple[str, dict[str, str]]:
@@ -116,7 +114,7 @@ class SparkJob:
         return spark.read.jdbc(self.jdbc_url, table, properties=self.jdbc_properties)
 
     def _experiment_ids(self, spark) -> list[int]:
-        rows = self._sql(spark, "SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'").collect()
+        rows = self._sql(spark, mlflow_sql.EXPERIMENTS).collect()
         by = {str(r["experiment_id"]): int(r["experiment_id"]) for r in rows}
         by.update({r["name"]: int(r["experiment_id"]) for r in rows})
         missing = [e for e in self.experiments if e not in by]
@@ -125,27 +123,22 @@ class SparkJob:
         return sorted({by[e] for e in self.experiments})
 
     def listing(self, spark) -> list[RunRef]:
-        """Every run to consider, with its fingerprint, diag_* tags and params (small rows: on the driver)."""
-        ids = ", ".join(str(i) for i in self._experiment_ids(spark))
-        statuses = STATUSES + (("RUNNING",) if self.include_running else ())
-        runs_of = f"SELECT run_uuid FROM runs WHERE experiment_id IN ({ids}) AND lifecycle_stage = 'active'"
-        runs = self._sql(spark, "SELECT run_uuid, name, status, experiment_id FROM runs "
-                                f"WHERE experiment_id IN ({ids}) AND lifecycle_stage = 'active'").collect()
-        fps = {r["run_uuid"]: fingerprint(r["s"], r["ts"], r["n"]) for r in self._sql(
-            spark, "SELECT run_uuid, MAX(step) AS s, MAX(timestamp) AS ts, COUNT(*) AS n FROM latest_metrics "
-                   f"WHERE run_uuid IN ({runs_of}) AND SUBSTR(key, 1, 5) <> 'diag_' GROUP BY run_uuid").collect()}
-        tags: defaultdict[str, dict[str, str]] = defaultdict(dict)
-        for r in self._sql(spark, f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({runs_of}) "
-                                  "AND SUBSTR(key, 1, 5) = 'diag_'").collect():
-            tags[r["run_uuid"]][r["key"]] = r["value"]
-        params: defaultdict[str, dict[str, str]] = defaultdict(dict)
-        for r in self._sql(spark, f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({runs_of})").collect():
-            params[r["run_uuid"]][r["key"]] = r["value"]
+        """Every run to consider, with its fingerprint, diag_* tags and params: the listing
+        query texts and row assembly of the single-process SQL path (connectors.mlflow_sql),
+        read over JDBC (small rows: on the driver)."""
+        ids = self._experiment_ids(spark)
+        statuses = set(mlflow_sql.ENDED) | ({"RUNNING"} if self.include_running else set())
+        runs_sql = mlflow_sql.RUNS.format(experiments=", ".join(map(str, ids)))
+        of_runs = mlflow_sql.of_runs(ids)
+
+        def rows(query: str) -> list[tuple]:
+            return [tuple(r) for r in self._sql(spark, query).collect()]
+
+        listed = mlflow_sql.refs(sorted(rows(runs_sql)), rows(mlflow_sql.LATEST.format(runs=of_runs)),
+                                 rows(mlflow_sql.DIAG_TAGS.format(runs=of_runs)),
+                                 rows(mlflow_sql.PARAMS.format(runs=of_runs)), statuses)
         config = label_config(self.thresholds, self.keys)
-        return [RunRef(run_id=r["run_uuid"], run_name=r["name"] or "", source="mlflow", experiment=str(r["experiment_id"]),
-                       status=r["status"], tags=tags.get(r["run_uuid"], {}),
-                       checked=f"{fps.get(r['run_uuid'], NO_METRICS)};cfg={config}", params=params.get(r["run_uuid"], {}))
-                for r in sorted(runs, key=lambda r: r["run_uuid"]) if r["status"] in statuses]
+        return [replace(ref, checked=f"{ref.checked};cfg={config}") for ref in listed]
 
     # -- executors: histories, analysis, write-back ---------------------------------------------
 
@@ -159,13 +152,9 @@ class SparkJob:
                 frame = frame.withColumn("timestamp", functions.lit(0).cast("long"))
             frame = frame.select("run_id", "key", "step", "timestamp", "value")
         else:
-            ids = ", ".join(str(i) for i in sorted({int(r.experiment) for r in todo}))
+            runs = mlflow_sql.of_runs(sorted({int(r.experiment) for r in todo}))
             n = self.partitions or spark.sparkContext.defaultParallelism
-            frame = self._sql(spark, "SELECT run_uuid AS run_id, key, step, timestamp, "
-                                     "value, is_nan FROM metrics "
-                                     "WHERE run_uuid IN (SELECT run_uuid FROM runs WHERE experiment_id IN "
-                                     f"({ids}) AND lifecycle_stage = 'active') "
-                                     "AND SUBSTR(key, 1, 5) <> 'diag_'", predicates=id_ranges(n))
+            frame = self._sql(spark, mlflow_sql.HISTORIES.format(runs=runs), predicates=id_ranges(n))
             nan = functions.lit(float("nan"))
             frame = frame.select("run_id", "key", functions.col("step").cast("double").alias("step"),
                                  functions.col("timestamp").cast("long").alias("timestamp"),
@@ -243,7 +232,7 @@ def write_partition(tracking_uri: str, pdf, running: frozenset[str], write: bool
 
     from tracker_diag.connectors.mlflow import MlflowBackend
 
-    backend = MlflowBackend(tracking_uri)
+    backend = MlflowBackend(tracking_uri, [])  # writes only: no experiment to resolve
     try:
         writer = Writer(backend)
         refs = [RunRef(run_id=rid, source="mlflow", status="RUNNING" if rid in running else "FINISHED", checked=fp)

@@ -97,7 +97,7 @@ class BackendSpec:
 def _mlflow(values: dict) -> Tracker:
     from tracker_diag.connectors.mlflow import MlflowBackend
 
-    return MlflowBackend(values["tracking_uri"], experiments=values["experiments"] or [],
+    return MlflowBackend.open(values["tracking_uri"], experiments=values["experiments"] or [],
                          all_experiments=bool(values["all_experiments"]), filter_string=values["filter"],
                          include_running=bool(values["include_running"]), workers=values["workers"])
 
