@@ -15,7 +15,7 @@ from tracker_diag import __version__, report, settings
 from tracker_diag.batch import BatchResult, label
 from tracker_diag.errors import ConnectorError, InputError, MissingExtraError, TrackerDiagError
 from tracker_diag.keys import parse_mapping
-from tracker_diag.model import ACTIONS, DEFAULT_GAP, REGIMES, SEVERITY, Thresholds
+from tracker_diag.model import ACTIONS, DEFAULT_GAP, REGIMES, SEVERITY, Thresholds, order_key, parse_regimes
 from tracker_diag.text import printable, redact
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 3
@@ -30,11 +30,10 @@ def _echo(message: object, err: bool = False, nl: bool = True) -> None:
 
 
 def _regimes(ctx, param, value: str | None) -> tuple[str, ...]:
-    names = tuple(filter(None, (v.strip() for v in (value or "").split(","))))
-    bad = [n for n in names if n not in REGIMES]
-    if bad:
-        raise click.BadParameter(f"unknown regime(s) {', '.join(bad)}; choose from {', '.join(REGIMES)}")
-    return names
+    try:
+        return parse_regimes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _mapping(ctx, param, value: str | None) -> dict[str, str]:
@@ -139,17 +138,12 @@ def _console(err: bool = False):
     return Console(stderr=err, highlight=False, soft_wrap=False, width=None if wide else 160)
 
 
-_SURE = {"high": 0, "medium": 1, "low": 2}
-
-
 def severity_order(results):
     """Failed runs first, then diverging, overfitting, data_issue, plateau, insufficient_data,
-    learning; surest first within a regime, then by name."""
-    def key(r):
-        d = r.diagnosis
-        rank = -1 if d is None else SEVERITY.index(d.regime) if d.regime in SEVERITY else len(SEVERITY)
-        return rank, _SURE.get(d.confidence, 3) if d else 0, r.ref.run_name or r.ref.run_id
-    return sorted(results, key=key)
+    learning; surest first within a regime, then by name (model.order_key)."""
+    return sorted(results, key=lambda r: order_key(r.diagnosis.regime if r.diagnosis else None,
+                                                   r.diagnosis.confidence if r.diagnosis else None,
+                                                   r.ref.run_name or r.ref.run_id))
 
 
 def middle(text: str, width: int) -> str:

@@ -18,6 +18,24 @@ REGIMES: tuple[Regime, ...] = get_args(Regime)
 SEVERITY: tuple[Regime, ...] = ("diverging", "overfitting", "data_issue", "plateau", "insufficient_data", "learning")
 Confidence = Literal["high", "medium", "low"]
 CONFIDENCES: tuple[Confidence, ...] = get_args(Confidence)
+
+
+def order_key(regime: str | None, confidence: str | None, name: str) -> tuple[int, int, str]:
+    """The one order of runs (terminal table, HTML report): failed runs (no regime) first, then
+    by SEVERITY, surest first within a regime, then by name."""
+    rank = SEVERITY.index(regime) if regime in SEVERITY else -1  # type: ignore[arg-type]
+    sure = CONFIDENCES.index(confidence) if confidence in CONFIDENCES else len(CONFIDENCES)  # type: ignore[arg-type]
+    return rank, sure, name
+
+
+def parse_regimes(names: str | list | tuple | None) -> tuple[Regime, ...]:
+    """Regime names from "a,b" or a list; ValueError naming the unknown ones (--fail-on, fail-on)."""
+    items = names.split(",") if isinstance(names, str) else list(names or ())
+    items = [str(n).strip() for n in items if str(n).strip()]
+    bad = [n for n in items if n not in REGIMES]
+    if bad:
+        raise ValueError(f"unknown regime(s) {', '.join(bad)}; choose from {', '.join(REGIMES)}")
+    return tuple(items)  # type: ignore[arg-type]
 Action = Literal["written", "unchanged", "dry-run", "failed"]  # what happened to a run (JSON "action")
 ACTIONS: tuple[Action, ...] = get_args(Action)
 

@@ -14,7 +14,7 @@ import json
 import math
 from html import escape
 
-from tracker_diag.model import SEVERITY
+from tracker_diag.model import SEVERITY, order_key
 from tracker_diag.plots import COLOURS
 
 ROLES = ("train_loss", "test_loss", "train_acc", "test_acc")
@@ -130,9 +130,6 @@ def _data(rep: dict, curves: list[dict]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-_CONF_ORDER = {"high": "0", "medium": "1", "low": "2"}  # sorts high first
-
-
 def _row(i: int, r: dict, c: dict, history_note) -> str:
     regime = r["regime"] or "failed"
     colour = COLOURS.get(regime, "#000")
@@ -149,10 +146,10 @@ def _row(i: int, r: dict, c: dict, history_note) -> str:
         keys += f'<div class="muted">{escape(history_note(r["history"], list(r["keys"].values())))}</div>'
     conf = r.get("confidence") or ""
     sure = escape(conf) + (f'<div class="muted">close to {escape(r["runner_up"])}</div>' if r.get("runner_up") else "")
-    rank = SEVERITY.index(regime) if regime in SEVERITY else -1
+    rank, surest, _ = order_key(r["regime"], conf, "")
     more = f'<button class="more" data-i="{i}" type="button">full curves</button>' if plot.startswith("<svg") else ""
     return (f'<tr data-regime="{escape(regime)}" data-name="{name}" data-gap="{gap}" data-best="{best}" '
-            f'data-confidence="{_CONF_ORDER.get(conf, "")}" data-rank="{rank}" data-i="{i}">'
+            f'data-confidence="{surest if conf else ""}" data-rank="{rank}" data-i="{i}">'
             f'<td class="run">{link}<div class="muted">{escape(r["run_id"])}</div><div class="muted">{keys}</div>{more}</td>'
             f'<td data-label="regime"><span class="badge" style="background:{colour}">{escape(regime)}</span></td>'
             f'<td data-label="confidence">{sure}</td>'
@@ -179,9 +176,9 @@ def _hyperparameters(hp: dict) -> str:
 def render(rep: dict, curves: list[dict], title: str, history_note) -> str:
     """The page for a JSON report and each run's curves (role -> (steps, values)), rows in
     severity order (``SEVERITY``: diverging first), surest first within a regime."""
-    order = sorted(range(len(rep["runs"])), key=lambda i: (
-        SEVERITY.index(rep["runs"][i]["regime"]) if rep["runs"][i]["regime"] in SEVERITY else -1,
-        _CONF_ORDER.get(rep["runs"][i].get("confidence") or "", "3"), rep["runs"][i]["run_name"] or rep["runs"][i]["run_id"]))
+    runs = rep["runs"]
+    order = sorted(range(len(runs)), key=lambda i: order_key(runs[i]["regime"], runs[i].get("confidence"),
+                                                            runs[i]["run_name"] or runs[i]["run_id"]))
     counts = rep["summary"]["by_regime"]
     buttons = [f'<button type="button" data-regime="all">all <b>{len(rep["runs"])}</b></button>']
     buttons += [f'<button type="button" data-regime="{k}" style="border-color:{COLOURS[k]}">{k} <b>{counts[k]}</b></button>'

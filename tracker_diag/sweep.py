@@ -36,7 +36,7 @@ from tracker_diag.connectors import REGISTRY, Option, build
 from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError
 from tracker_diag.keys import ROLES
 from tracker_diag.locks import exclusive
-from tracker_diag.model import DEFAULT_GAP, REGIMES, Thresholds
+from tracker_diag.model import DEFAULT_GAP, Thresholds, parse_regimes
 
 # The top-level settings, checked as strictly as a source's options (connectors.Option): the
 # text "false" is not false, a number in quotes is not a number.
@@ -179,9 +179,10 @@ def _settings(path: Path, data: dict) -> dict:
             out[o.dest] = o.check(data.get(o.name))
         except ConfigError as exc:
             problems.append(f"{path}: {exc}")
-    bad = [r for r in out.get("fail_on") or [] if r not in REGIMES]
-    if bad:
-        problems.append(f"{path}: fail-on: unknown regime(s) {', '.join(bad)}; choose from {', '.join(REGIMES)}")
+    try:
+        out["fail_on"] = parse_regimes(out.get("fail_on"))
+    except ValueError as exc:
+        problems.append(f"{path}: fail-on: {exc}")
     if problems:
         raise ConfigError("\n".join(problems))
     return out
