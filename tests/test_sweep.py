@@ -231,3 +231,44 @@ workers = 2
     ops = [q["operation"] for q in wb.requests]
     assert code == 0 and "Nothing changed since the last sweep." in out
     assert "RunSampledHistory" not in ops and "UpsertBucket" not in ops
+
+
+def test_a_writing_sweep_takes_the_label_lock(new_store, tmp_path, capsys):
+    """A sweep and a ``label --write`` on the same store never write at once: the sweep takes
+    the lock ``label --write`` holds; a dry-run sweep needs none."""
+    from tracker_diag.connectors import build
+    from tracker_diag.locks import labelling
+
+    uri = new_store("locked.db")
+    client = MlflowClient(uri)
+    log_run(client, client.create_experiment("l"), "overfitting")
+    other = new_store("free.db")
+    c2 = MlflowClient(other)
+    log_run(c2, c2.create_experiment("f"), "learning")
+    cfg = config(tmp_path, f"""
+write = true
+
+[[sources]]
+name = "locked"
+type = "mlflow"
+tracking-uri = "{uri}"
+experiments = ["l"]
+
+[[sources]]
+name = "free"
+type = "mlflow"
+tracking-uri = "{other}"
+experiments = ["f"]
+""")
+    import contextlib
+
+    with contextlib.closing(build("mlflow", {"tracking_uri": uri, "experiments": ["l"]})) as backend:
+        where = backend.describe()
+    with labelling("mlflow", where):  # what `label mlflow --write` holds while it writes
+        code, _, err = run_cli(["sweep", "-c", str(cfg)], capsys)
+    assert code == 2
+    assert any("'locked'" in line and "another tracker-diag --write is labelling" in line for line in err.splitlines())
+    assert all("diag_regime" not in t for t in snapshot(uri, "l").values())  # nothing written under the lock
+    assert all(t["diag_regime"] == "learning" for t in snapshot(other, "f").values())  # the other source went on
+    code, _, _ = run_cli(["sweep", "-c", str(cfg)], capsys)
+    assert code == 0 and all(t["diag_regime"] == "overfitting" for t in snapshot(uri, "l").values())

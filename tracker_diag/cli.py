@@ -296,14 +296,12 @@ def _label_tracker(make_backend, *, keys, thresholds, write, force, workers, htm
     """Connect, label with a progress bar, and exit 2 on a connection error; the same for every
     tracker. A --write holds a lock on the store and experiments (or project), so two writers
     on one machine never write the same runs. Returns the backend, the batch and the footer."""
-    from tracker_diag.locks import exclusive, path_for
+    from tracker_diag.locks import labelling
 
     backend = make_backend()
     with closing(backend), contextlib.ExitStack() as stack:
         if write:
-            where = backend.describe()
-            stack.enter_context(exclusive(path_for(f"{backend.source}:{where}"),
-                                          f"another tracker-diag --write is labelling {where}"))
+            stack.enter_context(labelling(backend.source, backend.describe()))
         tick = stack.enter_context(_progress(not quiet, "labelling" if write else "dry run", total=backend.total))
         batch = label(backend, keys=keys, thresholds=thresholds, write=write, force=force, progress=tick,
                       write_workers=workers, keep_curves=bool(html_path), attach_plots=attach_plots and write,

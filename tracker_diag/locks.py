@@ -24,6 +24,12 @@ def path_for(identity: str) -> Path:
     return lock_dir() / f"{hashlib.sha256(identity.encode()).hexdigest()[:20]}.lock"
 
 
+def labelling(source: str, where: str):
+    """The write lock of one tracker scope (``label --write`` and a writing sweep take the same
+    one): two writers on one machine never write the same runs."""
+    return exclusive(path_for(f"{source}:{where}"), f"another tracker-diag --write is labelling {where}")
+
+
 @contextlib.contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
     """Hold ``path`` locked; BusyError naming ``what`` and the holder's pid if taken."""

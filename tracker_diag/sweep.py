@@ -33,9 +33,9 @@ from pathlib import Path
 from tracker_diag.atomic import atomic_write
 from tracker_diag.batch import BatchResult, label
 from tracker_diag.connectors import REGISTRY, Option, build
-from tracker_diag.errors import ConfigError, ConnectorError, InputError, MissingExtraError
+from tracker_diag.errors import BusyError, ConfigError, ConnectorError, InputError, MissingExtraError
 from tracker_diag.keys import ROLES
-from tracker_diag.locks import exclusive
+from tracker_diag.locks import exclusive, labelling
 from tracker_diag.model import DEFAULT_GAP, Thresholds, parse_regimes
 
 # The top-level settings, checked as strictly as a source's options (connectors.Option): the
@@ -205,11 +205,13 @@ def run(cfg: Config, progress=None, keep_curves: bool = False) -> SweepResult:
     out = SweepResult()
     for src in cfg.sources:
         try:
-            with contextlib.closing(build(src.type, src.options)) as backend:
+            with contextlib.closing(build(src.type, src.options)) as backend, contextlib.ExitStack() as stack:
+                if cfg.write:  # the lock `label --write` takes: never two writers on one scope
+                    stack.enter_context(labelling(backend.source, backend.describe()))
                 batch = label(backend, keys=src.keys or None, thresholds=cfg.thresholds, write=cfg.write,
                               force=cfg.force, progress=progress, keep_curves=keep_curves,
                               attach_plots=cfg.attach_plots and cfg.write)
-        except (ConfigError, ConnectorError, MissingExtraError) as exc:
+        except (ConfigError, ConnectorError, MissingExtraError, BusyError) as exc:
             out.per_source.append((src.name, None, f"{cfg.path}: source {src.name!r}: {exc}"))
             continue
         out.per_source.append((src.name, batch, ""))
