@@ -235,6 +235,34 @@ def test_cut_and_refused_answers_are_retried_without_a_duplicate_write(proxied, 
 
 
 @pytest.mark.server
+def test_a_429_storm_is_waited_out_and_every_run_is_labelled(proxied, monkeypatch):
+    """Every request answered 429 (Retry-After 1) for 8 s, then a third of them: the client's
+    own retries give up inside the storm; tracker-diag retries within its time budget
+    (TRACKER_DIAG_RETRY_BUDGET), never counts a rate limit as a dead server, and loses no run."""
+    import threading
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # what a client's own retries can take
+    proxy, client, exp, name = proxied
+    ids = [log_run(client, exp, k, name=f"s{i}", description="mine")
+           for i, k in enumerate(["learning", "overfitting", "plateau", "diverging"] * 3)]
+    before = snapshot(client, exp)
+    backend = MlflowBackend.open(proxy.url, experiments=[name])
+    proxy.mode, proxy.rate = "429", 1.0
+    calm = threading.Timer(8, lambda: setattr(proxy, "rate", 0.3))
+    calm.start()
+    try:
+        batch = label(backend, write=True)
+    finally:
+        calm.cancel()
+        proxy.mode = "ok"
+    assert proxy.counts.get("429", 0) >= 10  # the storm did hit
+    assert not batch.stopped and batch.failed == 0, (batch.stopped, [r.error for r in batch.results if r.error])
+    assert {r.action for r in batch.results} == {"written"} and len(batch.results) == len(ids)
+    assert snapshot(client, exp) == before
+    assert all(client.get_run(rid).data.tags["diag_checked"] != "pending" for rid in ids)
+
+
+@pytest.mark.server
 def test_a_server_that_dies_mid_batch_stops_it_in_seconds_with_exit_2(proxied, capsys, monkeypatch):
     proxy, client, exp, name = proxied
     for i in range(24):

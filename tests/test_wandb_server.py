@@ -413,3 +413,35 @@ def test_report_of_a_wandb_json_report_reads_the_curves_again(wb, capsys, tmp_pa
     code, _, err = run_cli(["report", str(tmp_path / "w.json"), "-o", str(tmp_path / "gone.html")], capsys)
     assert code == 0 and "warning: drawn without curves:" in err and "deleted-since" in err
     assert len(re.findall(curves, (tmp_path / "gone.html").read_text())) == 1
+
+
+def test_a_wandb_server_that_dies_mid_batch_stops_it_in_under_a_minute(wb, monkeypatch):
+    """Every SDK call runs under a deadline and the circuit breaker: the SDK's own retry loop
+    waited a minute per call (four minutes for this batch) on a server that was gone."""
+    import time
+
+    from fault_proxy import FaultProxy
+
+    from tracker_diag.batch import label
+    from tracker_diag.connectors import build
+
+    for i in range(24):
+        _log(wb, f"r{i}", "learning")
+    monkeypatch.setenv("TRACKER_DIAG_CALL_TIMEOUT", "5")
+    with FaultProxy("127.0.0.1", int(wb.url.rsplit(":", 1)[1])) as proxy:
+        monkeypatch.setenv("WANDB_BASE_URL", proxy.url)
+        seen = []
+
+        def kill_after_six(result):
+            seen.append(result)
+            if len(seen) == 6:
+                proxy.kill()
+
+        t0 = time.monotonic()
+        batch = label(build("wandb", {"project": "ent/proj"}), write=True, page_size=8, progress=kill_after_six)
+        elapsed = time.monotonic() - t0
+    written = sum(r.action == "written" for r in batch.results)
+    assert batch.stopped and "stopped answering" in batch.stopped and elapsed < 60, (batch.stopped, elapsed)
+    assert written >= 6 and batch.not_attempted > 0 and written + batch.failed == len(batch.results)
+    stored = {r.name: r for r in wb.runs[("ent", "proj")]}
+    assert sum("diag_regime" in stored[r.ref.run_id].summary for r in batch.results) == written  # nothing half-done

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
+from tracker_diag import settings
 from tracker_diag.analyze import analyze
 from tracker_diag.errors import ConnectorError, Unreachable
 from tracker_diag.frames import downsample
@@ -112,6 +113,7 @@ class Writer:
     deadline: float | None = None  # time.monotonic() after which no request is made
     stopped: str = ""
     backoff: float = 0.5
+    budget: float = field(default_factory=lambda: settings.get("TRACKER_DIAG_RETRY_BUDGET"))  # rate limits, s
 
     def stop(self, why: str) -> None:
         self.stopped = self.stopped or why
@@ -135,7 +137,9 @@ class Writer:
 
             def plot():
                 return plot_png(ref.run_name or ref.run_id, diag, curves)
-        for attempt in range(1, WRITE_TRIES + 1):
+        attempt, started = 0, time.monotonic()
+        while True:
+            attempt += 1
             try:
                 self.check()
                 state = self.backend.state(ref)  # read just before writing: the plan starts from now
@@ -148,10 +152,12 @@ class Writer:
                 self.stop(str(exc))
                 return self.skip(ref, diag)
             except ConnectorError as exc:
-                if not exc.transient or attempt == WRITE_TRIES:
+                # a rate limit is waited out for as long as the budget allows; other network
+                # failures get WRITE_TRIES attempts, each planned from a fresh read
+                limited = exc.limited and time.monotonic() - started < self.budget
+                if not limited and (not exc.transient or attempt >= WRITE_TRIES):
                     return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise AssertionError("the last attempt returns")  # pragma: no cover - the loop always returns
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
 
 
 @dataclass(kw_only=True)

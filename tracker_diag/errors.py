@@ -44,10 +44,11 @@ class ConfigError(InputError):
 
 class ConnectorError(TrackerDiagError):
     """``transient``: the network failed (a cut response, a timeout), not the request: worth
-    re-reading and retrying within the batch's budget."""
+    re-reading and retrying within the batch's budget. ``limited``: the tracker rate-limited
+    the request (HTTP 429): retried for as long as the retry budget allows."""
 
-    def __init__(self, message: str, run_id: str | None = None, transient: bool = False):
-        self.run_id, self.transient = run_id, transient
+    def __init__(self, message: str, run_id: str | None = None, transient: bool = False, limited: bool = False):
+        self.run_id, self.transient, self.limited = run_id, transient or limited, limited
         super().__init__(message)
 
 

@@ -48,8 +48,11 @@ SETTINGS: tuple[Setting, ...] = (
             float),
     Setting("TRACKER_DIAG_PROBE_TIMEOUT", 10.0, "Seconds the first request to an MLflow tracking server (or the W&B "
             "server) may take before the tracker counts as unreachable.", float),
-    Setting("TRACKER_DIAG_RETRY_BUDGET", 300.0, "Seconds a batch keeps retrying rate-limited requests (HTTP 429, "
-            "Retry-After honoured) before the run fails.", float),
+    Setting("TRACKER_DIAG_RETRY_BUDGET", 300.0, "Seconds a request that is rate-limited (HTTP 429; Retry-After "
+            "honoured) is retried before its run fails; also how long a W&B call may run while the server answers.",
+            float),
+    Setting("TRACKER_DIAG_CALL_TIMEOUT", 20.0, "Seconds a W&B SDK call may run before tracker-diag checks that the "
+            "server still accepts connections (a dead server stops the batch within about a minute).", float),
     Setting("XDG_CACHE_HOME", None, "Where locks and Spark's log go: $XDG_CACHE_HOME/tracker-diag "
             "(default ~/.cache/tracker-diag)."),
     Setting("CI", None, "Set (as CI services do): no progress bar even on a terminal."),

@@ -1,13 +1,19 @@
 """How a connector talks to a tracker that may be slow, flaky or gone.
 
-- :func:`kind_of` sorts an exception: ``"cut"`` (a response cut off mid-body, a connection
-  reset: safe to retry a read), ``"down"`` (refused, timed out, 5xx or 429 after the
-  client's own retries), or ``None`` (an answer: a 4xx, a bad request: not the network).
+- :func:`kind_of` sorts an exception: ``"limited"`` (rate-limited: HTTP 429 after the
+  client's own retries; the server is there and said so), ``"cut"`` (a response cut off
+  mid-body, a connection reset: safe to retry a read), ``"down"`` (refused, timed out, 5xx
+  after the client's own retries), or ``None`` (an answer: a 4xx, a bad request: not the network).
 - :class:`Guard` is one backend's retry budget and circuit breaker, shared by every thread:
   a read cut off is retried a few times with backoff; after ``trip`` failures in a row of
   the server not answering at all every further call raises :class:`Unreachable` at once, so a dead server costs
   seconds, not hours, and the batch says what it did not attempt (the batch's own
-  ``deadline`` bounds the whole run).
+  ``deadline`` bounds the whole run). A rate-limited read is retried with backoff for as long
+  as the retry budget (``TRACKER_DIAG_RETRY_BUDGET``) allows, not a fixed number of times,
+  and never opens the breaker.
+- :func:`bounded` runs an SDK call that has no deadline of its own (W&B's retries inside
+  the SDK) under one: past ``timeout`` it asks whether the server still answers at all, and
+  gives up at once when it does not.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ _CUT_TYPES = ("IncompleteRead", "ChunkedEncodingError", "ProtocolError", "Conten
 _CUT_WORDS = ("IncompleteRead", "Connection broken", "Connection reset", "Connection aborted", "RemoteDisconnected")
 _DOWN_TYPES = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "NewConnectionError", "MaxRetryError",
                "RetryError")
-_DOWN_WORDS = ("Max retries exceeded", "Connection refused", "timed out", "Failed to establish", "error responses",
-               "Name or service not known", "Temporary failure in name resolution")
+_DOWN_WORDS = ("Max retries exceeded", "Connection refused", "connection refused", "timed out", "Failed to establish",
+               "error responses", "Name or service not known", "Temporary failure in name resolution",
+               "did not respond", "no answer within")
+_LIMITED_WORDS = ("too many 429 error responses", "Too Many Requests", "HTTP 429", "status code 429")
 
 
 def _chain(exc: BaseException):
@@ -50,6 +58,8 @@ def kind_of(exc: BaseException) -> str | None:
     chain = list(_chain(exc))
     names = {type(e).__name__ for e in chain}
     text = " ".join(str(e) for e in chain)
+    if any(w in text for w in _LIMITED_WORDS):
+        return "limited"
     if names & set(_CUT_TYPES) or any(w in text for w in _CUT_WORDS):
         return "cut"
     if names & set(_DOWN_TYPES) or any(w in text for w in _DOWN_WORDS):
@@ -61,8 +71,9 @@ class Guard:
     """One batch's circuit breaker and retry budget (thread-safe)."""
 
     def __init__(self, where: str, *, trip: int = 3, read_retries: int = 3, backoff: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep):
+                 budget: float = 300.0, sleep: Callable[[float], None] = time.sleep):
         self.where, self.trip, self.read_retries, self.backoff, self._sleep = where, trip, read_retries, backoff, sleep
+        self.budget = budget  # seconds a rate-limited read is retried
         self._lock = threading.Lock()
         self._failures = 0
         self.opened: str = ""  # why the breaker opened; "" while closed
@@ -96,8 +107,9 @@ class Guard:
         return kind
 
     def call(self, fn: Callable[[], T], *, retry_cut: bool = True) -> T:
-        """``fn()`` under the breaker; a cut-off response is retried (``retry_cut``: reads only)."""
-        attempt = 0
+        """``fn()`` under the breaker; a cut-off or rate-limited response is retried (``retry_cut``:
+        reads only; a write is re-planned by the batch instead)."""
+        attempt, limited, started = 0, 0, time.monotonic()
         while True:
             self.check()
             try:
@@ -108,8 +120,41 @@ class Guard:
                     attempt += 1
                     self._sleep(self.backoff * 2 ** (attempt - 1))
                     continue
+                if kind == "limited" and retry_cut and time.monotonic() - started < self.budget:
+                    limited += 1
+                    self._sleep(min(self.backoff * 2 ** limited, 30.0))
+                    continue
                 if self.opened:
                     raise Unreachable(self.opened) from exc
                 raise
             self.ok()
             return out
+
+
+def bounded(fn: Callable[[], T], timeout: float, alive: Callable[[], bool], budget: float) -> T:
+    """``fn()`` in a daemon thread, waited for ``timeout`` seconds at a time: while it runs
+    longer, ``alive()`` is asked whether the server still answers at all (a busy or
+    rate-limiting server does; a dead one does not). TimeoutError ("down") when it does not,
+    or once ``budget`` seconds have passed; the call itself is left to the SDK's own timeout
+    (its thread cannot be stopped, and does not keep the process alive)."""
+    box: dict = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="tracker-diag-call").start()
+    started = time.monotonic()
+    while not done.wait(timeout):
+        waited = time.monotonic() - started
+        if waited >= budget or not alive():
+            raise TimeoutError(f"no answer within {waited:.0f} s" + ("" if waited >= budget else
+                                                                    " and the server accepts no connection"))
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -80,7 +80,7 @@ class MlflowBackend:
         self.statuses = statuses or set(ENDED)
         self.workers = workers
         self.warnings: list[str] = []
-        self.guard = Guard(redact(uri))
+        self.guard = Guard(redact(uri), budget=settings.get("TRACKER_DIAG_RETRY_BUDGET"))
         self._client = None
         self._sql = sql
         self.reader = _reader(self)
@@ -138,8 +138,9 @@ class MlflowBackend:
         except Unreachable:
             raise
         except ConnectorError as exc:
-            if exc.__cause__ is not None and kind_of(exc.__cause__):
-                exc.transient = True
+            kind = kind_of(exc.__cause__) if exc.__cause__ is not None else None
+            exc.transient = exc.transient or kind is not None
+            exc.limited = kind == "limited"
             raise
 
     def describe(self) -> str:

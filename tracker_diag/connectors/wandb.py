@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tracker_diag import settings
+from tracker_diag.connectors.guard import Guard, bounded, kind_of
 from tracker_diag.connectors.wandb_offline import StepAxes
-from tracker_diag.errors import ConnectorError, need
+from tracker_diag.errors import ConnectorError, Unreachable, need
 from tracker_diag.model import RunRef
+from tracker_diag.text import redact
 from tracker_diag.tracker import Fetched
 from tracker_diag.writeback import TAG_KEYS, Patch, RunState
 
@@ -66,9 +68,14 @@ class WandbBackend:
         self.per_page = per_page
         self.warnings: list[str] = []
         self.workers = max(1, workers)
-        _check_reachable(settings.get("WANDB_BASE_URL"))
+        self.base_url = settings.get("WANDB_BASE_URL")
+        _check_reachable(self.base_url)
+        # every SDK call under one circuit breaker and a deadline: the SDK's own retry loop
+        # would wait a minute per call on a server that is gone
+        self.guard = Guard(f"the W&B server {redact(self.base_url)}", budget=settings.get("TRACKER_DIAG_RETRY_BUDGET"))
+        self.call_timeout = settings.get("TRACKER_DIAG_CALL_TIMEOUT")
         try:  # the SDK's retries stop at the Api timeout; a generous one lets them honour Retry-After
-            self.api = wandb.Api(timeout=timeout)
+            self.api = self._guarded(lambda: wandb.Api(timeout=timeout))
         except (ValueError, *wandb_errors()) as exc:  # no API key, rejected key, unknown entity
             raise ConnectorError(f"W&B: {exc}") from exc
         self._runs: dict[str, Any] = {}
@@ -77,6 +84,23 @@ class WandbBackend:
 
     def describe(self) -> str:
         return self.path
+
+    def _guarded(self, fn, read: bool = True):
+        """``fn()`` (SDK calls) under the deadline and the breaker: Unreachable once the server is gone."""
+        return self.guard.call(lambda: bounded(fn, self.call_timeout, lambda: _answers(self.base_url),
+                                               self.guard.budget), retry_cut=read)
+
+    def _call(self, what: str, fn, run_id: str | None = None, *, read: bool = True):
+        """One SDK call, guarded; the SDK's errors become a ConnectorError saying what failed
+        (transient when the network failed, so the batch re-plans a write)."""
+        try:
+            return self._guarded(fn, read)
+        except Unreachable:
+            raise
+        except (ValueError, TimeoutError, *wandb_errors()) as exc:
+            kind = kind_of(exc)
+            raise ConnectorError(f"{what} failed: {exc}", run_id, transient=kind is not None,
+                                 limited=kind == "limited") from exc
 
     def links(self, regime: str) -> list[str]:
         """The W&B UI filters by tag in the runs table; its URL keeps no filter: say what to click."""
@@ -95,10 +119,12 @@ class WandbBackend:
         """Unknown before the listing (a count would cost a query per filter); the bar counts up."""
 
     def list_runs(self) -> Iterator:
-        with _translated(f"listing {self.path}"):
-            runs = self.api.runs(self.path, filters=self.filters, per_page=self.per_page, lazy=False)
-            metric_defs: dict = {}
-            for run in runs:
+        runs = self._call(f"listing {self.path}", lambda: self.api.runs(self.path, filters=self.filters,
+                                                                         per_page=self.per_page, lazy=False))
+        pages = iter(runs)
+        metric_defs: dict = {}
+        while (run := self._call(f"listing {self.path}", lambda: next(pages, None))) is not None:
+            with _translated(f"listing {self.path}"):
                 if run.id not in metric_defs:  # a new page came in
                     metric_defs = _metric_definitions(runs.last_response)
                 if 0 <= runs.index < len(runs.objects):
@@ -116,12 +142,13 @@ class WandbBackend:
                                            if not k.startswith(("_", "diag_"))))
                 # the fingerprint: history rows and last step. Not heartbeatAt: a write may move it, and
                 # every run would be relabelled every night for the label's own sake.
-                yield RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
+                ref = RunRef(run_id=run.id, run_name=run.name or run.id, source="wandb", experiment=self.path,
                              status=str(run.state).upper(),
                              tags={k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}, metric_keys=keys,
                              checked=f"rows={run._attrs.get('historyLineCount')};last={history_keys.get('lastStep')}",
                              params={k: str(v) for k, v in run.config.items() if not k.startswith("_")},
                              url=getattr(run, "url", ""))
+            yield ref
 
     def fetch(self, runs: list[RunRef], keys: dict[str, list[str]]) -> Iterator[Fetched]:
         """Histories of a page of runs, ``workers`` requests in flight, in listing order."""
@@ -145,9 +172,12 @@ class WandbBackend:
             plan = [(k, axes.for_key(k)) for k in wanted]
             metrics = sorted({m for _, m in plan if m})
             specs = [json.dumps({"keys": ["_step", k], "samples": SAMPLES}) for k in [*wanted, *metrics]]
-            answer = _query(run, _HISTORY, specs=specs)
-        except (ValueError, *wandb_errors()) as exc:
-            return ref, ConnectorError(f"reading the history of {ref.run_id} failed: {exc}", ref.run_id)
+            answer = self._call(f"reading the history of {ref.run_id}", lambda: _query(run, _HISTORY, specs=specs),
+                                ref.run_id)
+        except Unreachable:
+            raise  # the batch stops: no further request
+        except ConnectorError as exc:
+            return ref, exc
         lists = (((answer or {}).get("project") or {}).get("run") or {}).get("sampledHistory") or []
         lists = [x if isinstance(x, list) else [] for x in lists] + [[]] * (len(specs) - len(lists))
         series = dict(zip([*wanted, *metrics], (_series(rows, k) for rows, k in zip(lists, [*wanted, *metrics]))))
@@ -173,15 +203,16 @@ class WandbBackend:
         ``fetch`` serves any run id of the project, listed or not (``tracker-diag report``)."""
         if run_id in self._runs:
             return (self._runs.pop(run_id), self._axes.pop(run_id, StepAxes()), self._counts.pop(run_id, {}))
-        run = self.api.run(f"{self.path}/{run_id}")
+        run = self._call(f"reading run {run_id}", lambda: self.api.run(f"{self.path}/{run_id}"), run_id)
         axes = StepAxes.from_config((run.rawconfig.get("_wandb") or {}).get("m"))
         return run, axes, _history_counts(_history_keys(run._attrs))
 
     def state(self, run) -> RunState:
         """Re-read just before writing: W&B replaces whole values (the tag list, the
         summary, the notes), so a user's edit since the listing must not be lost."""
+        fresh = self._call(f"re-reading run {run.run_id}", lambda: self.api.run(f"{self.path}/{run.run_id}"),
+                           run.run_id)
         with _translated(f"re-reading run {run.run_id}", run.run_id):
-            fresh = self.api.run(f"{self.path}/{run.run_id}")
             summary = dict(fresh.summary._json_dict)
             tags, notes = tuple(fresh.tags), fresh.notes or ""
         keys = {k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}
@@ -200,14 +231,13 @@ class WandbBackend:
         new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in patch.set.items()})
         if plot is not None:  # first: a failed upload leaves the run as it was
             self._attach(fresh, run.run_id, plot())
-        with _translated(f"writing to run {run.run_id}", run.run_id):
-            _query(fresh, _UPSERT, id=fresh.storage_id, tags=tags,
-                   notes=patch.notes if patch.notes is not None else (fresh.notes or ""),
-                   summaryMetrics=json.dumps(new_summary, allow_nan=True))
+        notes = patch.notes if patch.notes is not None else (fresh.notes or "")
+        self._call(f"writing to run {run.run_id}", lambda: _query(
+            fresh, _UPSERT, id=fresh.storage_id, tags=tags, notes=notes,
+            summaryMetrics=json.dumps(new_summary, allow_nan=True)), run.run_id, read=False)
 
 
-    @staticmethod
-    def _attach(fresh, run_id: str, png: bytes) -> None:
+    def _attach(self, fresh, run_id: str, png: bytes) -> None:
         """The diagnosis plot as the run file tracker_diag/diagnosis.png (replaced on relabel)."""
         import tempfile
 
@@ -216,8 +246,9 @@ class WandbBackend:
             path.parent.mkdir(parents=True)
             path.write_bytes(png)
             try:
-                fresh.upload_file(str(path), root=tmp)
-            except (OSError, ValueError, *wandb_errors()) as exc:
+                self._call(f"uploading the plot of run {run_id}", lambda: fresh.upload_file(str(path), root=tmp),
+                           run_id, read=False)
+            except OSError as exc:
                 raise ConnectorError(f"uploading the plot of run {run_id} failed: {exc}", run_id) from exc
 
 
@@ -231,6 +262,21 @@ mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMe
 """
 TAG_LIMIT = 64  # W&B rejects longer tags
 NOTES_LIMIT = 100_000
+
+
+def _answers(base_url: str, timeout: float = 5.0) -> bool:
+    """Whether anything accepts a connection at the W&B address (any HTTP answer counts: a
+    busy or rate-limiting server is there). Through the environment's proxy, as the SDK goes."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/healthz", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an answer
+    except (OSError, ValueError):
+        return False
 
 
 def _check_reachable(base_url: str, timeout: float = 5.0) -> None:
