@@ -17,9 +17,16 @@ are repeated until one exits 0 (at most 4). Then the store is checked against it
 - half-written: runs whose diag_checked is "pending" at the end;
 - first exit / first pass s: the first pass's exit code and time (a dead server: exit 2 fast).
 
-Modes: ok, 429 and 503 (30 % of requests, Retry-After 1), slow (30 %, 2 s each), cut (30 % of
-answers cut mid-body), dead (the proxy refuses all connections 3 s into the first pass, back
-for the next), kill (the real server is killed with SIGKILL 3 s in and restarted 5 s later).
+Modes: ok, 429 (a storm: every request for the first 8 s, then 30 %; Retry-After 1), 503
+(30 % of requests, Retry-After 1), slow (30 %, 2 s each), cut (30 % of answers cut mid-body),
+dead (the proxy refuses all connections 3 s into the first pass, back for the next), kill (the
+real server is killed with SIGKILL 3 s in and restarted 5 s later).
+
+The W&B modes (wandb-ok, wandb-429, wandb-cut, wandb-dead) do the same with
+`tracker-diag label wandb --write` and the real wandb SDK against the W&B test server of
+tests/wandb_server.py behind the proxy, while a user edits notes on the server. W&B keeps no
+metric history of a summary value (duplicates: n/a); half-written: a run whose regime tag and
+summary diag_regime disagree.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from fault_proxy import FaultProxy
 
 NOTE = "mlflow.note.content"
-MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill")
+MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill", "wandb-ok", "wandb-429", "wandb-cut", "wandb-dead")
+STORM_S = 8  # the 429 mode: every request refused this long, then 30 %
 
 
 def free_port() -> int:
@@ -155,9 +163,11 @@ def one_mode(mode: str, n: int, seed: int) -> dict:
         editor.start()
         passes = []
         for attempt in range(4):
-            if attempt == 0 and mode in ("429", "503", "slow", "cut"):
-                proxy.mode, proxy.rate, proxy.delay = mode, 0.3, 2.0
             timers = []
+            if attempt == 0 and mode in ("429", "503", "slow", "cut"):
+                proxy.mode, proxy.rate, proxy.delay = mode, 1.0 if mode == "429" else 0.3, 2.0
+                if mode == "429":
+                    timers.append(threading.Timer(STORM_S, setattr, args=(proxy, "rate", 0.3)))
             if attempt == 0 and mode == "dead":
                 timers.append(threading.Timer(3, proxy.kill))
             if attempt == 0 and mode == "kill":
@@ -195,6 +205,89 @@ def one_mode(mode: str, n: int, seed: int) -> dict:
     return out
 
 
+def wandb_mode(mode: str, n: int, seed: int) -> dict:
+    """One W&B fault mode: the real SDK in a `tracker-diag label wandb --write` process, the W&B
+    test server (this process) behind the fault proxy, a user editing notes meanwhile."""
+    from wandb_server import StoredRun, WandbTestServer
+
+    from tracker_diag.model import ANALYZER_VERSION, REGIMES
+    from tracker_diag.writeback import our_section
+
+    fault = mode.removeprefix("wandb-")
+    rng = np.random.default_rng(seed)
+    tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-wandb-faults-"))
+    out: dict = {"mode": mode, "runs": n}
+    x = np.arange(40, dtype=float)
+    with WandbTestServer(entity="ent") as srv:
+        runs = []
+        for i in range(n):
+            train = 2 * np.exp(-x / 30) + 0.1 + rng.normal(0, 0.01, 40)
+            test = 2 * np.exp(-x / 33) + 0.2 if i % 3 != 1 else 0.6 + 0.001 * (x - 10) ** 2
+            rows = [{"_step": s, "train/loss": float(a), "eval/loss": float(b)} for s, (a, b) in enumerate(zip(train, test))]
+            runs.append(StoredRun(f"run-{i}", tags=["mine", f"user-{i}"], notes=f"My notes for run {i}.",
+                                  config={"lr": 0.01 * (i % 5 + 1)}, history=rows,
+                                  summary={"train/loss": float(train[-1]), "eval/loss": float(test[-1]), "mine": i}))
+        srv.runs[("ent", "proj")] = runs
+        before = {r.name: ([t for t in r.tags if t not in REGIMES], dict(r.config), r.summary.get("mine")) for r in runs}
+        edits: dict[str, str] = {}
+        stop = threading.Event()
+
+        def editor() -> None:  # a user editing notes in the W&B UI while tracker-diag writes
+            pick = random.Random(seed)
+            while not stop.is_set():
+                r = pick.choice(runs)
+                span = our_section(r.notes)
+                user = r.notes[:span[0]] if span else r.notes
+                text = f"{user.rstrip()}\nedit {len(edits)}\n\n"
+                r.notes = text + (r.notes[span[0]:span[1]] if span else "")
+                edits[r.name] = text.rstrip()
+                time.sleep(0.05)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
+        env.update(WANDB_API_KEY="a" * 40, WANDB_ERROR_REPORTING="false", XDG_CACHE_HOME=str(tmp / "cache"),
+                   TRACKER_DIAG_CALL_TIMEOUT="10")
+        with FaultProxy("127.0.0.1", int(srv.url.rsplit(":", 1)[1]), seed=seed) as proxy:
+            env["WANDB_BASE_URL"] = proxy.url
+            user = threading.Thread(target=editor, daemon=True)
+            user.start()
+            passes = []
+            for attempt in range(4):
+                timers = []
+                if attempt == 0 and fault in ("429", "cut"):
+                    proxy.mode, proxy.rate = fault, 1.0 if fault == "429" else 0.3
+                    if fault == "429":
+                        timers.append(threading.Timer(STORM_S, setattr, args=(proxy, "rate", 0.3)))
+                if attempt == 0 and fault == "dead":
+                    timers.append(threading.Timer(3, proxy.kill))
+                for t in timers:
+                    t.start()
+                t0 = time.monotonic()
+                p = subprocess.run([sys.executable, "-m", "tracker_diag", "label", "wandb", "ent/proj", "--write", "-q"],
+                                   env=env, capture_output=True, text=True, check=False)
+                passes.append((p.returncode, time.monotonic() - t0))
+                for t in timers:
+                    t.cancel()
+                    if t.is_alive():
+                        t.join()
+                if fault == "dead":
+                    proxy.revive()
+                proxy.mode = "ok"
+                if p.returncode == 0:
+                    break
+            stop.set()
+            user.join()
+    out["first exit"], out["first pass s"] = passes[0][0], round(passes[0][1], 1)
+    out["passes"], out["total s"] = len(passes), round(sum(t for _, t in passes), 1)
+    out["lost"] = sum(r.summary.get("diag_version") != ANALYZER_VERSION for r in runs)
+    out["half-written"] = sum(r.summary.get("diag_regime") not in r.tags for r in runs)
+    out["user data"] = sum(([t for t in r.tags if t not in REGIMES], dict(r.config), r.summary.get("mine"))
+                           != before[r.name] for r in runs)
+    by_name = {r.name: r for r in runs}
+    out["edits"], out["edits lost"] = len(edits), sum(not by_name[k].notes.startswith(v) for k, v in edits.items())
+    out["duplicates"] = "n/a"
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=200)
@@ -206,7 +299,7 @@ def main() -> None:
     print(" | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for mode in a.modes.split(","):
-        row = one_mode(mode, a.runs, a.seed)
+        row = wandb_mode(mode, a.runs, a.seed) if mode.startswith("wandb-") else one_mode(mode, a.runs, a.seed)
         print(" | ".join(str(row[c]) for c in cols), flush=True)
 
 

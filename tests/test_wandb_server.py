@@ -445,3 +445,21 @@ def test_a_wandb_server_that_dies_mid_batch_stops_it_in_under_a_minute(wb, monke
     assert written >= 6 and batch.not_attempted > 0 and written + batch.failed == len(batch.results)
     stored = {r.name: r for r in wb.runs[("ent", "proj")]}
     assert sum("diag_regime" in stored[r.ref.run_id].summary for r in batch.results) == written  # nothing half-done
+
+
+def test_state_is_read_from_the_server_every_time(wb):
+    """``Api.run`` hands back the run object it returned before (and ``load(force=True)`` keeps
+    its summary): a write retried after a cut answer planned from that stale copy and wrote
+    the user's newer notes over. state() reads the server each time."""
+    from tracker_diag.connectors import build
+
+    _log(wb, "a", "learning", notes="first notes", tags=["mine"])
+    backend = build("wandb", {"project": "ent/proj"})
+    (ref,) = list(backend.list_runs())
+    first = backend.state(ref)
+    stored = wb.runs[("ent", "proj")][0]
+    stored.notes, stored.tags = "the user's edit", ["mine", "theirs"]
+    stored.summary = {**stored.summary, "diag_regime": "plateau"}
+    again = backend.state(ref)
+    assert first.notes == "first notes" and again.notes == "the user's edit"
+    assert again.labels == ("mine", "theirs") and again.keys.get("diag_regime") == "plateau"

@@ -30,7 +30,8 @@ from tracker_diag.text import redact
 T = TypeVar("T")
 # exception type names (requests, urllib3, http.client) and phrases of their messages
 _CUT_TYPES = ("IncompleteRead", "ChunkedEncodingError", "ProtocolError", "ContentDecodingError", "RemoteDisconnected")
-_CUT_WORDS = ("IncompleteRead", "Connection broken", "Connection reset", "Connection aborted", "RemoteDisconnected")
+_CUT_WORDS = ("IncompleteRead", "Connection broken", "Connection reset", "Connection aborted", "RemoteDisconnected",
+              "unexpected EOF", "connection reset by peer", "broken pipe")  # the last three: wandb-core (Go)
 _DOWN_TYPES = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "NewConnectionError", "MaxRetryError",
                "RetryError")
 _DOWN_WORDS = ("Max retries exceeded", "Connection refused", "connection refused", "timed out", "Failed to establish",

@@ -123,7 +123,16 @@ class WandbBackend:
                                                                          per_page=self.per_page, lazy=False))
         pages = iter(runs)
         metric_defs: dict = {}
-        while (run := self._call(f"listing {self.path}", lambda: next(pages, None))) is not None:
+
+        def next_run():
+            at = runs.index  # the paginator counts a run before it loads the page: a retry must not skip one
+            try:
+                return next(pages, None)
+            except BaseException:
+                runs.index = at
+                raise
+
+        while (run := self._call(f"listing {self.path}", next_run)) is not None:
             with _translated(f"listing {self.path}"):
                 if run.id not in metric_defs:  # a new page came in
                     metric_defs = _metric_definitions(runs.last_response)
@@ -203,25 +212,39 @@ class WandbBackend:
         ``fetch`` serves any run id of the project, listed or not (``tracker-diag report``)."""
         if run_id in self._runs:
             return (self._runs.pop(run_id), self._axes.pop(run_id, StepAxes()), self._counts.pop(run_id, {}))
-        run = self._call(f"reading run {run_id}", lambda: self.api.run(f"{self.path}/{run_id}"), run_id)
+        run = self._run(run_id, f"reading run {run_id}")
         axes = StepAxes.from_config((run.rawconfig.get("_wandb") or {}).get("m"))
         return run, axes, _history_counts(_history_keys(run._attrs))
 
+    def _run(self, run_id: str, what: str):
+        """The SDK's Run object (for its request client, storage id and uploads). ``Api.run``
+        keeps every run it returned and hands the same object back: never read state from it."""
+        return self._call(what, lambda: self.api.run(f"{self.path}/{run_id}"), run_id)
+
     def state(self, run) -> RunState:
-        """Re-read just before writing: W&B replaces whole values (the tag list, the
-        summary, the notes), so a user's edit since the listing must not be lost."""
-        fresh = self._call(f"re-reading run {run.run_id}", lambda: self.api.run(f"{self.path}/{run.run_id}"),
-                           run.run_id)
-        with _translated(f"re-reading run {run.run_id}", run.run_id):
-            summary = dict(fresh.summary._json_dict)
-            tags, notes = tuple(fresh.tags), fresh.notes or ""
+        """Re-read just before writing, from the server (one query): W&B replaces whole values
+        (the tag list, the summary, the notes), so a user's edit since the listing must not be
+        lost. Not through ``Api.run``: it hands back the run it returned before, and even
+        ``load(force=True)`` keeps the summary it had."""
+        handle = self._run(run.run_id, f"re-reading run {run.run_id}")
+        answer = self._call(f"re-reading run {run.run_id}", lambda: _query(
+            handle, _STATE, project=self.project, entity=self.entity, name=run.run_id), run.run_id)
+        node = (((answer or {}).get("project") or {}).get("run")) or {}
+        if not node:
+            raise ConnectorError(f"run {run.run_id} is no longer in {self.path}", run.run_id)
+        try:
+            raw = node.get("summaryMetrics") or "{}"
+            summary = json.loads(raw) if isinstance(raw, str | bytes) else dict(raw)
+        except ValueError as exc:
+            raise ConnectorError(f"run {run.run_id}: its summary is not JSON ({exc})", run.run_id) from exc
         keys = {k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}
-        return RunState(keys, notes, NOTES_LIMIT, labels=tags, handle=(fresh, summary))
+        return RunState(keys, node.get("notes") or "", NOTES_LIMIT, labels=tuple(node.get("tags") or ()),
+                        handle=(handle, node.get("id") or handle.storage_id, summary))
 
     def apply(self, run, state: RunState, patch: Patch, plot=None) -> None:
         """One UpsertBucket with the tags, notes and summary the patch changes."""
-        fresh, summary = state.handle
-        tags = list(patch.labels if patch.labels is not None else fresh.tags)
+        fresh, storage_id, summary = state.handle
+        tags = list(patch.labels if patch.labels is not None else state.labels or ())
         too_long = [t for t in tags if len(t) > TAG_LIMIT]
         if too_long:  # W&B would reject the whole list; dropping the tag would lose the user's data
             raise ConnectorError(f"run {run.run_id} has a tag longer than {TAG_LIMIT} characters "
@@ -231,11 +254,10 @@ class WandbBackend:
         new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in patch.set.items()})
         if plot is not None:  # first: a failed upload leaves the run as it was
             self._attach(fresh, run.run_id, plot())
-        notes = patch.notes if patch.notes is not None else (fresh.notes or "")
+        notes = patch.notes if patch.notes is not None else state.notes
         self._call(f"writing to run {run.run_id}", lambda: _query(
-            fresh, _UPSERT, id=fresh.storage_id, tags=tags, notes=notes,
+            fresh, _UPSERT, id=storage_id, tags=tags, notes=notes,
             summaryMetrics=json.dumps(new_summary, allow_nan=True)), run.run_id, read=False)
-
 
     def _attach(self, fresh, run_id: str, png: bytes) -> None:
         """The diagnosis plot as the run file tracker_diag/diagnosis.png (replaced on relabel)."""
@@ -253,6 +275,13 @@ class WandbBackend:
 
 
 PLOT_FILE = "tracker_diag/diagnosis.png"
+_STATE = """
+query RunState($project: String!, $entity: String!, $name: String!) {
+    project(name: $project, entityName: $entity) {
+        run(name: $name) { id tags notes summaryMetrics }
+    }
+}
+"""
 _UPSERT = """
 mutation UpsertBucket($id: String!, $tags: [String!], $notes: String, $summaryMetrics: JSONString) {
     upsertBucket(input: {id: $id, tags: $tags, notes: $notes, summaryMetrics: $summaryMetrics}) {
