@@ -91,3 +91,16 @@ def test_errors_become_messages_in_one_place():
     """Commands raise; cli.main maps TrackerDiagError to "error:" lines and exit code 2 once."""
     cli = (PKG / "cli.py").read_text(encoding="utf-8")
     assert 'error: {exc}' not in cli and cli.count("sys.exit(EXIT_USAGE)") == 0 and cli.count("report_error(") == 2
+
+
+def test_the_report_script_decides_nothing_python_decides():
+    """The page's CSS and JavaScript are package files; roles, scales and the number format's
+    inputs come from page.py as data, so the script holds none of them."""
+    from tracker_diag.page import asset
+
+    js, css = asset("report.js"), asset("report.css")
+    assert "td-data" in js and "svg.mini" in css
+    for decided_in_python in ("train_loss", "test_acc", ">100", "1e5", "1e-3", "toPrecision(3)", "toExponential(2)"):
+        assert decided_in_python not in js, decided_in_python
+    page = (PKG / "page.py").read_text(encoding="utf-8")
+    assert "function(" not in page and "{box-sizing" not in page

@@ -127,7 +127,7 @@ def test_in_headless_chromium(batch, tmp_path, browser, width, height):
     tip = page.locator("#tip").inner_text().splitlines()
     xs, ys = run["curves"]["test_loss"]
     assert tip[0] == f"step {fmt(xs[-1])}"
-    assert f"{run['keys']['test_loss']}: {fmt(ys[-1])}" in tip
+    assert f"{run['names']['test_loss']}: {fmt(ys[-1])}" in tip
     # the detail view: loss and accuracy at full size, on a log scale when a curve spans decades
     svg.click()
     charts = page.locator("#d-charts svg")
