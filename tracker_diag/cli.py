@@ -582,13 +582,14 @@ def demo(tracking_uri, n_runs, seed):
     try:
         from tracker_diag.connectors.mlflow import MlflowBackend
         from tracker_diag.training.numpy_mlp import iterate
-        from tracker_diag.training.to_mlflow import log_runs
+        from tracker_diag.training.to_mlflow import log_runs, mark_model_training
     except ImportError as exc:
         raise MissingExtraError(exc.name or "a demo dependency", "demo") from exc
     backend = MlflowBackend.open(tracking_uri, experiments=["tracker-diag-demo"], create=True)
-    if backend.count_runs() < n_runs:
+    have = backend.total()
+    if (sum(1 for _ in backend.list_runs()) if have is None else have) < n_runs:
         _echo(f"training {n_runs} small models into {backend.describe()} …", err=True)
-        backend.mark_model_training()
+        mark_model_training(backend.client, backend.experiment_ids)
         with _progress(True, "training", total=n_runs) as tick:
             log_runs(backend.client, backend.experiment_ids[0], iterate(n_runs, seed=seed), progress=tick)
     with _progress(True, "labelling", total=backend.total) as tick:

@@ -39,6 +39,7 @@ from tracker_diag.connectors import mlflow_sql
 from tracker_diag.errors import ConfigError, ConnectorError, need
 from tracker_diag.model import Diagnosis, RunRef, Thresholds
 from tracker_diag.text import redact
+from tracker_diag.tracker import Tracker
 
 SPARK_EXTRA = "spark"
 RESULT_DDL = RUNS_DDL + ", action string, error string"
@@ -232,7 +233,7 @@ def write_partition(tracking_uri: str, pdf, running: frozenset[str], write: bool
 
     from tracker_diag.connectors.mlflow import MlflowBackend
 
-    backend = MlflowBackend(tracking_uri, [])  # writes only: no experiment to resolve
+    backend: Tracker = MlflowBackend(tracking_uri, [])  # writes only: no experiment to resolve
     try:
         writer = Writer(backend)
         refs = [RunRef(run_id=rid, source="mlflow", status="RUNNING" if rid in running else "FINISHED", checked=fp)

@@ -158,13 +158,6 @@ class MlflowBackend:
             base, lines = "http://127.0.0.1:5000", [f"mlflow ui --backend-store-uri {self._safe_uri()}   then open:"]
         return lines + [f"{base}/#/experiments/{e}/runs?searchFilter={flt}" for e in self.experiment_ids[:5]]
 
-    def mark_model_training(self) -> None:
-        """Tag the (demo's own) experiments as model training, so MLflow 3's UI opens them on
-        the runs table instead of the GenAI overview."""
-        for e in self.experiment_ids:
-            self._call(f"tagging experiment {e}", lambda e=e: self.client.set_experiment_tag(
-                e, "mlflow.experimentKind", "custom_model_development"))
-
     def scope(self) -> str:
         """What a listing searched, for "no runs matched" (experiments, filter, statuses)."""
         return (f"experiment(s) {', '.join(self.experiment_ids)} of {self._safe_uri()}, statuses "
@@ -207,9 +200,6 @@ class MlflowBackend:
         return ids
 
     # -- listing ----------------------------------------------------------------------------------
-
-    def count_runs(self) -> int:
-        return sum(1 for _ in self._search_pages())
 
     def _search_pages(self) -> Iterator:
         view = _mlflow().entities.ViewType.ACTIVE_ONLY

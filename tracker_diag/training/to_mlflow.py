@@ -10,6 +10,20 @@ from tracker_diag.training import SampleRun
 LOG_BATCH = 1000  # MLflow's log_batch takes at most 1,000 metrics per call
 
 
+def mark_model_training(client, experiment_ids: list[str]) -> None:
+    """Tag the demo's own experiments as model training, so MLflow 3's UI opens them on the
+    runs table instead of the GenAI overview."""
+    from mlflow.exceptions import MlflowException
+
+    from tracker_diag.errors import ConnectorError
+
+    for e in experiment_ids:
+        try:
+            client.set_experiment_tag(e, "mlflow.experimentKind", "custom_model_development")
+        except MlflowException as exc:
+            raise ConnectorError(f"tagging experiment {e} failed: {exc.message}") from exc
+
+
 def log_runs(client, experiment_id: str, runs: Iterable[SampleRun], progress=None) -> int:
     """Create one finished MLflow run per sample run (its curves, params and cause tag) in
     ``experiment_id`` through ``client`` (an ``MlflowClient``); returns how many were logged.
