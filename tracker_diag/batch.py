@@ -160,6 +160,29 @@ class Writer:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
 
 
+    def put_many(self, items: list[tuple[RunRef, Diagnosis, dict]]) -> list[RunResult] | None:
+        """A page written in the tracker's own transactions (``Tracker.write_many``), retried
+        from a fresh read while the failure is transient; None if the tracker writes run by run."""
+        if self.attach_plots or not items:
+            return None  # plots are uploaded run by run, before each write
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                self.check()
+                done = self.backend.write_many([(ref, diag) for ref, diag, _ in items])
+                if done is None:
+                    return None
+                return [RunResult(ref, diag, action, error=error, curves=curves)
+                        for (ref, diag, curves), (action, error) in zip(items, done)]
+            except Unreachable as exc:
+                self.stop(str(exc))
+                return [self.skip(ref, diag) for ref, diag, _ in items]
+            except ConnectorError as exc:
+                if not exc.transient or attempt == WRITE_TRIES:
+                    return [RunResult(ref, diag, "failed", error=str(exc), curves=curves) for ref, diag, curves in items]
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("the last attempt returns")  # pragma: no cover - the loop always returns
+
+
 @dataclass(kw_only=True)
 class _Job(Writer):
     """What one label() call does with each page: its settings and where results go."""
@@ -257,7 +280,9 @@ def label(backend: Tracker, *, keys: dict[str, str] | None = None, thresholds: T
         ahead = None  # (todo, current, future of its read) of the page read in the background
 
         def finish(todo, current, read):
-            for result in pool.map(job.put, job.analyse(todo, current, read)):
+            items = job.analyse(todo, current, read)
+            bulk = job.put_many(items)  # one transaction a page where the tracker has them
+            for result in bulk if bulk is not None else pool.map(job.put, items):
                 record(result)
 
         try:

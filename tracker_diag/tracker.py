@@ -18,7 +18,7 @@ from typing import Protocol, TypeAlias
 from numpy.typing import ArrayLike
 
 from tracker_diag.errors import ConnectorError
-from tracker_diag.model import RunRef
+from tracker_diag.model import Action, Diagnosis, RunRef
 from tracker_diag.writeback import Patch, RunState
 
 History: TypeAlias = dict[str, tuple[ArrayLike, ArrayLike]]
@@ -59,6 +59,12 @@ class Tracker(Protocol):
     def apply(self, run: RunRef, state: RunState, patch: Patch, plot: Callable[[], bytes] | None = None) -> None:
         """Apply a non-empty patch, planned from ``state``, ``diag_checked`` last. ``plot``
         renders the diagnosis PNG; it is attached first, so a failed upload changes nothing."""
+        ...
+
+    def write_many(self, items: list[tuple[RunRef, Diagnosis]]) -> list[tuple[Action, str]] | None:
+        """Write a page of diagnoses in the tracker's own transactions (state read, plan and
+        conditional write together): ``(action, error)`` per item, in order; ``None`` when the
+        tracker writes run by run through ``state`` and ``apply``."""
         ...
 
     def describe(self) -> str:

@@ -127,6 +127,9 @@ class FileBackend:
     def links(self, regime: str) -> list[str]:
         return []
 
+    def write_many(self, items) -> None:
+        """Read-only (state and apply say so)."""
+
     def state(self, run: RunRef) -> RunState:
         raise ConnectorError(f"{run.run_id}: files are read-only; label the runs in their tracker", run.run_id)
 

@@ -25,7 +25,7 @@ from tracker_diag import settings
 from tracker_diag.connectors.guard import Guard, kind_of
 from tracker_diag.connectors.mlflow_sql import ENDED, SqlReader, chunked, collect, engine_for, fingerprint
 from tracker_diag.errors import ConnectorError, Unreachable, need
-from tracker_diag.model import RunRef
+from tracker_diag.model import Action, Diagnosis, RunRef
 from tracker_diag.text import redact, strip_userinfo
 from tracker_diag.tracker import Fetched
 from tracker_diag.writeback import NOTE_LIMIT, TAG_KEYS, Patch, RunState
@@ -246,6 +246,13 @@ class MlflowBackend:
             yield ref, hist.get(ref.run_id, {})
 
     # -- writing ----------------------------------------------------------------------------------
+
+    def write_many(self, items: list[tuple[RunRef, Diagnosis]]) -> list[tuple[Action, str]] | None:
+        """On a database URI of a known schema: a page of diagnoses in SQL transactions with
+        conditional writes (mlflow_sql.SqlReader.write_many); elsewhere None (the client, run by run)."""
+        if self._sql is None:
+            return None
+        return self._sql.write_many(items, _note_limit())
 
     def state(self, run: RunRef) -> RunState:
         """Re-read just before writing (one get_run): a user's edit of the description since

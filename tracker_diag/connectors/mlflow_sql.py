@@ -8,13 +8,15 @@ migrations (:func:`schema_head`): a schema tracker-diag does not know is read th
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from tracker_diag.errors import ConnectorError, MissingExtraError
-from tracker_diag.model import RunRef
+from tracker_diag.model import Action, Diagnosis, RunRef
+from tracker_diag.writeback import TAG_KEYS, Patch, RunState, plan
 
 try:  # cheap: the mlflow package itself is imported only when the client is needed
     import sqlalchemy as sa
@@ -35,6 +37,12 @@ RUNS = ("SELECT run_uuid, name, status, experiment_id FROM runs "
         "WHERE experiment_id IN ({experiments}) AND lifecycle_stage = 'active'")
 LATEST = "SELECT run_uuid, key, step, timestamp, value FROM latest_metrics WHERE run_uuid IN ({runs})"
 DIAG_TAGS = "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({runs}) AND SUBSTR(key, 1, 5) = 'diag_'"
+NOTE_TAG = "mlflow.note.content"
+# what a write reads first: every tag it may change
+WRITTEN_TAGS = ("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({runs}) "
+                f"AND (SUBSTR(key, 1, 5) = 'diag_' OR key = '{NOTE_TAG}')")
+WRITE_CHUNK = 200  # runs per write transaction (sqlite's write lock is held for a few ms)
+CAS_TRIES = 3
 PARAMS = "SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({runs})"
 # Every point of the runs' own metrics (the Spark engine's read; the single process reads only the keys it needs)
 HISTORIES = ("SELECT run_uuid AS run_id, key, step, timestamp, value, is_nan FROM metrics "
@@ -130,13 +138,17 @@ def engine_for(uri: str, where: str):
 
 
 class SqlReader:
-    """The SQL path: keyset-paged listing, counts, experiment names and histories in bulk."""
+    """The SQL path: keyset-paged listing, counts, experiment names and histories in bulk, and
+    (:meth:`write_many`) the diagnoses of a page of runs in conditional transactions."""
 
     def __init__(self, engine, where: str):
         self.engine, self.where = engine, where
+        self._write_engine = None
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._write_engine is not None:
+            self._write_engine.dispose()
 
     def total(self, experiment_ids: list[str], statuses: set[str]) -> int | None:
         """How many runs the listing will yield (one COUNT); None if the query fails."""
@@ -222,6 +234,129 @@ class SqlReader:
             raise ConnectorError(f"reading metric histories from {self.where} failed: {exc}") from exc
         return out
 
+
+
+    # -- writing: what MLflow's store writes for the same calls, in one transaction a chunk ----------
+
+    def write_many(self, items: list[tuple[RunRef, Diagnosis]], note_limit: int) -> list[tuple[Action, str]]:
+        """(action, error) per item, in order: each run's state read, its patch planned
+        (writeback.plan) and applied in one transaction per chunk of runs. Conditional: a value
+        is replaced or deleted only where it is still the one the plan was read from (the
+        ``WHERE value = :old`` of each UPDATE and DELETE), a tag is inserted only where none
+        is; a chunk that finds a run changed under it rolls back and is planned again from a
+        fresh read. On sqlite the transaction holds the write lock from its first read (BEGIN
+        IMMEDIATE). A deleted run is never touched. ConnectorError (transient when the database
+        was busy or the runs kept changing) if a chunk cannot be written."""
+        out: list[tuple[Action, str]] = []
+        for chunk in chunked(items, WRITE_CHUNK):
+            for attempt in range(1, CAS_TRIES + 1):
+                try:
+                    out += self._write_chunk(chunk, note_limit)
+                    break
+                except _Changed:
+                    if attempt == CAS_TRIES:
+                        raise ConnectorError(f"runs kept changing while they were labelled in {self.where}; "
+                                             "read again", transient=True) from None
+                except sa.exc.OperationalError as exc:  # locked or busy: worth another pass of the batch
+                    raise ConnectorError(f"writing to {self.where} failed: {exc.orig}", transient=True) from exc
+                except sa.exc.SQLAlchemyError as exc:
+                    raise ConnectorError(f"writing to {self.where} failed: {exc}") from exc
+        return out
+
+    def _writer(self):
+        """The engine writes go through: on sqlite one whose transactions begin IMMEDIATE (the
+        write lock before the first read; pysqlite's own deferred BEGIN off, as SQLAlchemy's
+        documentation recommends); elsewhere the reading engine."""
+        if self.engine.dialect.name != "sqlite":
+            return self.engine
+        if self._write_engine is None:
+            engine = sa.create_engine(self.engine.url)
+
+            @sa.event.listens_for(engine, "connect")
+            def _connect(dbapi_connection, _record):
+                dbapi_connection.isolation_level = None
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            self._write_engine = engine
+        return self._write_engine
+
+    def _write_chunk(self, chunk: list[tuple[RunRef, Diagnosis]], note_limit: int) -> list[tuple[Action, str]]:
+        ids = [ref.run_id for ref, _ in chunk]
+        bind = {f"r{i}": r for i, r in enumerate(ids)}
+        inn = ", ".join(f":r{i}" for i in range(len(ids)))
+        try:
+            with self._writer().begin() as con:  # commits at the end, rolls back on any exception
+                active = {r: stage for r, stage in con.execute(sa.text(
+                    f"SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid IN ({inn})"), bind)}
+                tags: dict[str, dict[str, str]] = defaultdict(dict)
+                for rid, key, value in con.execute(sa.text(WRITTEN_TAGS.format(runs=inn)), bind):
+                    tags[rid][key] = value
+                gaps = {rid: math.nan if is_nan else value for rid, value, is_nan in con.execute(sa.text(
+                    f"SELECT run_uuid, value, is_nan FROM latest_metrics WHERE key = 'diag_acc_gap' "
+                    f"AND run_uuid IN ({inn})"), bind)}
+                out: list[tuple[Action, str]] = []
+                ts = int(time.time() * 1000)
+                for ref, diag in chunk:
+                    if active.get(ref.run_id) != "active":
+                        out.append(("failed", f"run {ref.run_id} is deleted (or gone): nothing was written to it"))
+                        continue
+                    have = tags.get(ref.run_id, {})
+                    state = RunState({k: v for k, v in have.items() if k in TAG_KEYS}, have.get(NOTE_TAG, ""),
+                                     note_limit, acc_gap_metric=gaps.get(ref.run_id), has_metric=True)
+                    patch = plan(state, diag, ref.checked)
+                    if patch:
+                        _apply(con, ref.run_id, have, patch, ts)
+                    out.append(("written" if patch else "unchanged", ""))
+                return out
+        except sa.exc.IntegrityError as exc:  # a tag inserted by someone else meanwhile (its primary key)
+            raise _Changed(str(exc)) from exc
+
+
+class _Changed(Exception):
+    """A value was not the one the plan was read from: the chunk is rolled back and re-planned."""
+
+
+def _apply(con, rid: str, have: dict[str, str], patch: Patch, ts: int) -> None:
+    """One run's patch as MLflow's store writes it: tags upserted, stale ones deleted, the gap
+    metric appended to ``metrics`` and ``latest_metrics`` moved if it is more recent (step,
+    timestamp, value), NaN as value 0 with is_nan. Every change conditional on what was read."""
+    new = dict(patch.set)
+    if patch.notes is not None:
+        new[NOTE_TAG] = patch.notes
+    for key, value in new.items():
+        if key in have:
+            done = con.execute(sa.text("UPDATE tags SET value = :v WHERE run_uuid = :r AND key = :k AND value = :old"),
+                               {"v": value, "r": rid, "k": key, "old": have[key]}).rowcount
+        else:  # only where there is none: one inserted meanwhile is a conflict (here, or its primary key)
+            done = con.execute(sa.text("INSERT INTO tags (key, value, run_uuid) SELECT :k, :v, :r WHERE NOT EXISTS "
+                                       "(SELECT 1 FROM tags WHERE run_uuid = :r AND key = :k)"),
+                               {"k": key, "v": value, "r": rid}).rowcount
+        if done != 1:
+            raise _Changed(rid)
+    for key in patch.delete:
+        if con.execute(sa.text("DELETE FROM tags WHERE run_uuid = :r AND key = :k AND value = :old"),
+                       {"r": rid, "k": key, "old": have[key]}).rowcount != 1:
+            raise _Changed(rid)
+    if patch.acc_gap is not None:
+        is_nan = math.isnan(patch.acc_gap)
+        gap = 0.0 if is_nan else float(patch.acc_gap)
+        row = {"k": "diag_acc_gap", "v": gap, "t": ts, "r": rid, "s": 0, "n": is_nan}
+        exists = con.execute(sa.text("SELECT 1 FROM metrics WHERE key = :k AND timestamp = :t AND step = :s "
+                                     "AND run_uuid = :r AND value = :v AND is_nan = :n"), row).first()
+        if exists is None:  # MLflow drops a point identical to one it has
+            con.execute(sa.text("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                                "VALUES (:k, :v, :t, :r, :s, :n)"), row)
+        latest = con.execute(sa.text("SELECT step, timestamp, value FROM latest_metrics WHERE key = :k "
+                                     "AND run_uuid = :r"), row).first()
+        if latest is None:
+            con.execute(sa.text("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                                "VALUES (:k, :v, :t, :s, :n, :r)"), row)
+        elif (0, ts, gap) > (_int(latest[0]), _int(latest[1]), float(latest[2])):
+            con.execute(sa.text("UPDATE latest_metrics SET value = :v, timestamp = :t, step = :s, is_nan = :n "
+                                "WHERE key = :k AND run_uuid = :r"), row)
 
 
 def chunked(items: list, size: int) -> Iterator[list]:

@@ -85,6 +85,9 @@ class WandbBackend:
     def describe(self) -> str:
         return self.path
 
+    def write_many(self, items) -> None:
+        """W&B has no transaction over runs: written run by run (state, apply)."""
+
     def _guarded(self, fn, read: bool = True):
         """``fn()`` (SDK calls) under the deadline and the breaker: Unreachable once the server is gone."""
         return self.guard.call(lambda: bounded(fn, self.call_timeout, lambda: _answers(self.base_url),
