@@ -315,6 +315,12 @@ class SqlReader:
             raise _Changed(str(exc)) from exc
 
 
+# typed binds: PostgreSQL cannot infer the type of a bare parameter in a SELECT list
+_INSERT_TAG = sa.text("INSERT INTO tags (key, value, run_uuid) SELECT :k, :v, :r WHERE NOT EXISTS "
+                      "(SELECT 1 FROM tags WHERE run_uuid = :r AND key = :k)").bindparams(
+    sa.bindparam("k", type_=sa.String), sa.bindparam("v", type_=sa.String), sa.bindparam("r", type_=sa.String))
+
+
 class _Changed(Exception):
     """A value was not the one the plan was read from: the chunk is rolled back and re-planned."""
 
@@ -331,9 +337,7 @@ def _apply(con, rid: str, have: dict[str, str], patch: Patch, ts: int) -> None:
             done = con.execute(sa.text("UPDATE tags SET value = :v WHERE run_uuid = :r AND key = :k AND value = :old"),
                                {"v": value, "r": rid, "k": key, "old": have[key]}).rowcount
         else:  # only where there is none: one inserted meanwhile is a conflict (here, or its primary key)
-            done = con.execute(sa.text("INSERT INTO tags (key, value, run_uuid) SELECT :k, :v, :r WHERE NOT EXISTS "
-                                       "(SELECT 1 FROM tags WHERE run_uuid = :r AND key = :k)"),
-                               {"k": key, "v": value, "r": rid}).rowcount
+            done = con.execute(_INSERT_TAG, {"k": key, "v": value, "r": rid}).rowcount
         if done != 1:
             raise _Changed(rid)
     for key in patch.delete:
