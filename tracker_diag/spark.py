@@ -225,23 +225,27 @@ class SparkJob:
 def write_partition(tracking_uri: str, pdf, running: frozenset[str], write: bool,
                     in_flight: int) -> list[tuple[str, str]]:
     """(action, error) per row of an analysed partition: planned and applied exactly as
-    ``tracker_diag.batch`` does for one machine (fresh state, plan, apply, re-plan on a
-    transient error). A dry run writes nothing."""
+    ``tracker_diag.batch`` does for one machine: on a database the executor reaches, the
+    partition's runs in conditional SQL transactions; else through the MLflow client (fresh
+    state, plan, apply, re-plan on a transient error), ``in_flight`` at a time. A dry run
+    writes nothing."""
     if not write:
         return [("dry-run", "")] * len(pdf)
     from concurrent.futures import ThreadPoolExecutor
 
     from tracker_diag.connectors.mlflow import MlflowBackend
 
-    backend: Tracker = MlflowBackend(tracking_uri, [])  # writes only: no experiment to resolve
+    backend: Tracker = MlflowBackend.for_writes(tracking_uri)
     try:
         writer = Writer(backend)
         refs = [RunRef(run_id=rid, source="mlflow", status="RUNNING" if rid in running else "FINISHED", checked=fp)
                 for rid, fp in zip(pdf["run_id"], pdf["checked"])]
         items: list[tuple[RunRef, Diagnosis, dict]] = [
             (ref, provisional(ref, Diagnosis.from_dict(json.loads(d))), {}) for ref, d in zip(refs, pdf["diagnosis"])]
-        with ThreadPoolExecutor(max(1, in_flight)) as pool:
-            results = list(pool.map(writer.put, items))
+        results = writer.put_many(items)
+        if results is None:
+            with ThreadPoolExecutor(max(1, in_flight)) as pool:
+                results = list(pool.map(writer.put, items))
     finally:
         backend.close()
     return [(r.action, r.error) for r in results]

@@ -86,6 +86,13 @@ class MlflowBackend:
         self.reader = _reader(self)
 
     @classmethod
+    def for_writes(cls, tracking_uri: str) -> MlflowBackend:
+        """A backend that only writes (a Spark partition's): the SQL path on a database of a
+        known schema, else the client; no experiment is resolved, nothing is probed."""
+        engine = engine_for(tracking_uri, redact(tracking_uri))
+        return cls(tracking_uri, [], sql=SqlReader(engine, redact(tracking_uri)) if engine is not None else None)
+
+    @classmethod
     def open(cls, tracking_uri: str | None = None, *, experiments: list[str] | None = None,
              all_experiments: bool = False, filter_string: str | None = None, include_running: bool = False,
              workers: int = 8, create: bool = False) -> MlflowBackend:
