@@ -7,7 +7,8 @@ Reads take the fastest path the URI allows:
   ids, one key, at most 25,000 rows per call, silently cut: a full answer is split and
   asked again), a few calls in parallel;
 - anything else (file store, unknown schema): the client, one history per run and key.
-Writes always go through MlflowClient: one ``log_batch`` per run.
+Writes: on the SQL path, a page of runs per conditional transaction (mlflow_sql); elsewhere
+through MlflowClient, one ``log_batch`` per run.
 """
 
 from __future__ import annotations
