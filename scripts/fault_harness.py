@@ -22,6 +22,10 @@ Modes: ok, 429 (a storm: every request for the first 8 s, then 30 %; Retry-After
 dead (the proxy refuses all connections 3 s into the first pass, back for the next), kill (the
 real server is killed with SIGKILL 3 s in and restarted 5 s later).
 
+The direct database modes (sqlite-ok: the same user editing descriptions in the sqlite file
+while `label --write` writes it; sqlite-kill: the labelling process killed with SIGKILL inside
+its first write transaction, then rerun) measure the SQL write path: edits lost and half-written must be 0 there.
+
 The W&B modes (wandb-ok, wandb-429, wandb-cut, wandb-dead) do the same with
 `tracker-diag label wandb --write` and the real wandb SDK against the W&B test server of
 tests/wandb_server.py behind the proxy, while a user edits notes on the server. W&B keeps no
@@ -53,7 +57,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from fault_proxy import FaultProxy
 
 NOTE = "mlflow.note.content"
-MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill", "wandb-ok", "wandb-429", "wandb-cut", "wandb-dead")
+MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill", "sqlite-ok", "sqlite-kill",
+         "wandb-ok", "wandb-429", "wandb-cut", "wandb-dead")
 STORM_S = 8  # the 429 mode: every request refused this long, then 30 %
 
 
@@ -143,8 +148,6 @@ class Editor(threading.Thread):
 def one_mode(mode: str, n: int, seed: int) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from tracker_diag.model import ANALYZER_VERSION
-
     tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-faults-"))
     port = free_port()
     holder = [start_server(tmp / "mlflow.db", port)]  # the kill mode replaces it
@@ -188,21 +191,70 @@ def one_mode(mode: str, n: int, seed: int) -> dict:
                 break
         editor.stop.set()
         editor.join()
-    runs = {r.info.run_id: r for r in client.search_runs([exp], max_results=5000)}
-    out["first exit"], out["first pass s"] = passes[0][0], round(passes[0][1], 1)
-    out["passes"], out["total s"] = len(passes), round(sum(t for _, t in passes), 1)
-    out["lost"] = sum(r.data.tags.get("diag_version") != ANALYZER_VERSION or not r.data.tags.get("diag_checked")
-                      for r in runs.values())
-    out["half-written"] = sum(r.data.tags.get("diag_checked") == "pending" for r in runs.values())
-    out["user data"] = sum(user_data(client, exp).get(rid) != before[rid] for rid in ids)
-    out["edits lost"] = sum(not runs[rid].data.tags.get(NOTE, "").startswith(text)
-                            for rid, text in editor.edits.items())
-    out["edits"] = len(editor.edits)
-    out["duplicates"] = sum(len(client.get_metric_history(rid, "diag_acc_gap")) > 1
-                            for rid, r in runs.items() if "diag_acc_gap" in r.data.metrics)
+    out.update(measure(client, exp, ids, before, editor, passes))
     os.killpg(holder[0].pid, signal.SIGTERM)
     holder[0].wait(timeout=30)
     return out
+
+
+def measure(client, exp: str, ids: list[str], before: dict, editor: Editor, passes: list) -> dict:
+    """The store checked against its snapshot (the columns of the table)."""
+    from tracker_diag.model import ANALYZER_VERSION
+
+    runs = {r.info.run_id: r for r in client.search_runs([exp], max_results=5000)}
+    return {"first exit": passes[0][0], "first pass s": round(passes[0][1], 1), "passes": len(passes),
+            "total s": round(sum(t for _, t in passes), 1),
+            "lost": sum(r.data.tags.get("diag_version") != ANALYZER_VERSION or not r.data.tags.get("diag_checked")
+                        for r in runs.values()),
+            "half-written": sum(r.data.tags.get("diag_checked") == "pending" for r in runs.values()),
+            "user data": sum(user_data(client, exp).get(rid) != before[rid] for rid in ids),
+            "edits lost": sum(not runs[rid].data.tags.get(NOTE, "").startswith(text)
+                              for rid, text in editor.edits.items()),
+            "edits": len(editor.edits),
+            "duplicates": sum(len(client.get_metric_history(rid, "diag_acc_gap")) > 1
+                              for rid, r in runs.items() if "diag_acc_gap" in r.data.metrics)}
+
+
+def writing(pid: int, journal: Path) -> bool:
+    """Whether process ``pid`` has sqlite's rollback journal open: it is inside a write transaction."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(journal) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def sqlite_mode(mode: str, n: int, seed: int) -> dict:
+    """A direct database URI: `label --write` on the sqlite file while a user edits descriptions
+    in it (sqlite-ok), or the labelling process killed with SIGKILL 1 s in and rerun (sqlite-kill)."""
+    from mlflow.tracking import MlflowClient
+
+    tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-sqlite-faults-"))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("faults")
+    with contextlib.redirect_stdout(io.StringIO()):
+        ids = log_runs(client, exp, n, np.random.default_rng(seed))
+    before = user_data(client, exp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["XDG_CACHE_HOME"] = str(tmp / "cache")
+    editor = Editor(client, ids, seed)
+    editor.start()
+    passes = []
+    for attempt in range(4):
+        t0 = time.monotonic()
+        p = subprocess.Popen([sys.executable, "-m", "tracker_diag", "label", "mlflow", "--tracking-uri", uri,
+                              "-e", "faults", "--write", "-q"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        if attempt == 0 and mode == "sqlite-kill":  # mid-transaction: once the process holds sqlite's journal
+            while p.poll() is None and not writing(p.pid, tmp / "mlflow.db-journal"):
+                time.sleep(0.001)
+            p.kill()
+        passes.append((p.wait(), time.monotonic() - t0))
+        if passes[-1][0] == 0:
+            break
+    editor.stop.set()
+    editor.join()
+    return {"mode": mode, "runs": n, **measure(client, exp, ids, before, editor, passes)}
 
 
 def wandb_mode(mode: str, n: int, seed: int) -> dict:
@@ -299,7 +351,8 @@ def main() -> None:
     print(" | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for mode in a.modes.split(","):
-        row = wandb_mode(mode, a.runs, a.seed) if mode.startswith("wandb-") else one_mode(mode, a.runs, a.seed)
+        run = wandb_mode if mode.startswith("wandb-") else sqlite_mode if mode.startswith("sqlite-") else one_mode
+        row = run(mode, a.runs, a.seed)
         print(" | ".join(str(row[c]) for c in cols), flush=True)
 
 
