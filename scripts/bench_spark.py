@@ -6,7 +6,11 @@ N runs x 4 keys x S steps (scripts/bench_analyzer.make_frame), as a Parquet file
 
 - single process: split_runs + analyze per run (the `label` path without a tracker);
 - Spark local[cores], one analyzer call per run: ``groupBy("run_id").applyInPandas``;
-- Spark local[cores], buckets of runs per call: ``groupBy(bucket).applyInPandas(analyze_runs)``;
+- Spark local[cores], buckets of runs per call: ``groupBy(bucket).applyInPandas(analyze_runs)``
+  (the engine's way until issue 21: a shuffle and a pandas group per bucket);
+- Spark local[cores], the engine's way: each partition (whole runs) sorted by run and streamed
+  through ``mapInPandas(analyse_sorted)``, ``--runs-per-bucket`` runs a call, no shuffle;
+- the floor of that: the same sort and Arrow round trip to Python with no analysis;
 - the JDBC read rate: MLflow's ``metrics`` table of a sqlite store holding the same number of
   points, read through Debian's sqlite JDBC driver in ``cores`` partitions (rows/s).
 
@@ -27,6 +31,7 @@ from bench_analyzer import make_frame
 
 from tracker_diag.analyze import RUNS_DDL, analyze, analyze_runs
 from tracker_diag.frames import split_runs
+from tracker_diag.spark import analyse_sorted
 
 
 def sqlite_store(path: str, frame) -> None:
@@ -78,7 +83,15 @@ def main() -> None:
     bucketed = dict(df.withColumn("bucket", F.abs(F.hash("run_id")) % buckets).groupBy("bucket")
                     .applyInPandas(per_call, RUNS_DDL).select("run_id", "regime").collect())
     t_bucketed = time.perf_counter() - t0
-    assert single == per_run == bucketed, "the three ways disagree"
+    t0 = time.perf_counter()
+    per = a.runs_per_bucket
+    streamed = dict(df.sortWithinPartitions("run_id").mapInPandas(lambda b: analyse_sorted(b, None, None, per),
+                                                                  RUNS_DDL).select("run_id", "regime").collect())
+    t_streamed = time.perf_counter() - t0
+    assert single == per_run == bucketed == streamed, "the four ways disagree"
+    t0 = time.perf_counter()
+    df.sortWithinPartitions("run_id").mapInPandas(lambda b: (x.head(0) for x in b), df.schema).count()
+    t_floor = time.perf_counter() - t0
 
     jdbc_rate = None
     if any(j.endswith("sqlite-jdbc.jar") for j in default_jars()):
@@ -96,10 +109,14 @@ def main() -> None:
 
     rate = {"single process (1 core)": a.runs / t_single,
             f"Spark per-run ({a.cores} cores)": a.runs / t_per_run / a.cores,
-            f"Spark bucketed, {a.runs_per_bucket} runs/call ({a.cores} cores)": a.runs / t_bucketed / a.cores}
-    print(f"{a.runs} runs x 4 keys x {a.steps} steps ({points:,} points); same regimes all three ways")
-    for (name, r), t in zip(rate.items(), (t_single, t_per_run, t_bucketed)):
-        print(f"  {name:52s} {t:7.1f} s   {r:7.0f} runs/s per core")
+            f"Spark groupBy(bucket), {a.runs_per_bucket} runs/call ({a.cores} cores)": a.runs / t_bucketed / a.cores,
+            f"Spark sorted stream, {a.runs_per_bucket} runs/call ({a.cores} cores)": a.runs / t_streamed / a.cores}
+    print(f"{a.runs} runs x 4 keys x {a.steps} steps ({points:,} points); same regimes all four ways")
+    for (name, r), t in zip(rate.items(), (t_single, t_per_run, t_bucketed, t_streamed)):
+        print(f"  {name:52s} {t:7.1f} s   {r:7.0f} runs/s per core  ({r / rate['single process (1 core)']:.2f}x "
+              "one process)")
+    print(f"  {'floor: the sort and Arrow round trip alone':52s} {t_floor:7.1f} s   "
+          f"({100 * t_floor / t_streamed:.0f} % of the sorted stream's time; the JVM shares the {a.cores} cores)")
     per_core = list(rate.values())[-1]
     analysis = 1_000_000 / (per_core * 32)
     print("\nOn paper, 1,000,000 runs of 400 points on 32 cores:")

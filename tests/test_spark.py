@@ -185,3 +185,25 @@ def test_spark_from_an_unactivated_venv_uses_its_own_python_and_keeps_the_termin
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "has no module" in errors[0] and "PYSPARK_PYTHON" in errors[0], out.stderr[-3000:]
     assert str(wrapper) in errors[0] and "\tat " not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_run_split_across_batches_is_analysed_whole():
+    """analyse_sorted streams a partition's batches: a run whose points straddle two batches is
+    held back until its last point is in, so every call sees whole runs."""
+    import pandas as pd
+
+    from tracker_diag.analyze import analyze_runs
+    from tracker_diag.spark import analyse_sorted
+
+    rows = []
+    for i, kind in enumerate(KINDS * 3):
+        from mlflow_helpers import curves
+
+        for key, values in curves(kind).items():
+            rows += [(f"run{i:02d}", key, float(s), 1000 + s, float(v)) for s, v in enumerate(values)]
+    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "timestamp", "value"]).sort_values("run_id")
+    batches = [frame.iloc[a:a + 37] for a in range(0, len(frame), 37)]  # cuts runs mid-way
+    streamed = pd.concat(list(analyse_sorted(iter(batches), None, None, per=2)), ignore_index=True)
+    whole = analyze_runs(frame)
+    assert sorted(streamed["run_id"]) == sorted(whole["run_id"]) and len(streamed) == 12
+    assert dict(zip(streamed["run_id"], streamed["diagnosis"])) == dict(zip(whole["run_id"], whole["diagnosis"]))
