@@ -2,6 +2,7 @@
 
     python scripts/bench_mlflow.py                  # 300-run and 3,000-run stores, sqlite + a local server
     python scripts/bench_mlflow.py --no-server --no-big
+    python scripts/bench_mlflow.py --runs 1000 --no-server --no-big --postgres   # sqlite and PostgreSQL
 
 Stores hold N runs x 4 metrics x 200 steps. The 300-run store is logged through the
 MLflow client; the 3,000-run store is that store cloned ten times with SQL (new run ids),
@@ -195,12 +196,83 @@ def sqlite_side(db: str, n: int, with_naive: bool) -> dict:
     return {"dry": t_dry, "rss": rss_dry}
 
 
+SQL_READ_ANY = """
+import sys
+import sqlalchemy as sa
+with sa.create_engine(sys.argv[1]).connect() as con:
+    rows = con.exec_driver_sql("SELECT run_uuid, key, step, value, is_nan FROM metrics WHERE key IN "
+                               "('loss','val_loss','accuracy','val_accuracy') "
+                               "ORDER BY run_uuid, key, timestamp, step").fetchall()
+print(len(rows), PEAK)
+""".replace("PEAK", PEAK)
+
+
+def postgres_store(tmp: str):
+    """A PostgreSQL server of Debian's package on 127.0.0.1 (as the ``postgres`` user when run as
+    root) with an empty database; returns its URI and a function that stops it."""
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise SystemExit("--postgres needs PostgreSQL (apt install postgresql)")
+    bin_dir = os.path.dirname(found[-1])
+    base = tempfile.mkdtemp(prefix="bench-pg-")
+    as_user = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def run(*args):
+        subprocess.run([*as_user, *args], check=True, capture_output=True)
+
+    run(f"{bin_dir}/initdb", "-D", f"{base}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(f"{bin_dir}/pg_ctl", "-D", f"{base}/data", "-w", "-l", f"{base}/log", "-o",
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start")
+    run(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench")
+    run(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-T", "template0", "twin")
+    root = f"postgresql://postgres@127.0.0.1:{port}"
+
+    def stop():
+        run(f"{bin_dir}/pg_ctl", "-D", f"{base}/data", "-m", "fast", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+    return f"{root}/bench", f"{root}/twin", stop
+
+
+def postgres_side(n: int, steps: int) -> None:
+    """The same figures on PostgreSQL (durable commits, as a production server runs)."""
+    uri, twin, stop = postgres_store(tempfile.gettempdir())
+    try:
+        t0 = time.perf_counter()
+        build(uri, n, steps)
+        build(twin, n, steps)
+        print(f"\nbuilt two PostgreSQL stores of {n} runs in {time.perf_counter() - t0:.0f} s")
+        t_sql, rows, _ = process(SQL_READ_ANY, uri)
+        t_dry_in, _ = labelled(uri, False)
+        t_write, _ = labelled(uri, True)
+        t_again, skipped = labelled(uri, True)
+        t_client, _ = labelled(twin, True, client=True)
+    finally:
+        stop()
+    print(f"PostgreSQL, {n} runs ({rows} points):")
+    print(f"  plain SQL read (process) {t_sql:6.2f} s")
+    print(f"  dry run (in process)     {t_dry_in:6.2f} s  ({1000 * t_dry_in / n:.1f} ms a run)")
+    print(f"  label --write (SQL path) {t_write:6.2f} s  ({1000 * t_write / n:.1f} ms a run)  -> "
+          f"{t_write / t_dry_in:.1f}x the dry run in process")
+    print(f"  second, unchanged pass   {t_again:6.2f} s  ({skipped} skipped)  -> {100 * t_again / t_write:.1f} % of the first")
+    print(f"  label --write, client    {t_client:6.2f} s  ({1000 * t_client / n:.1f} ms a run)  -> "
+          f"the SQL path is {t_client / t_write:.1f}x faster")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=300)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--no-server", action="store_true")
     p.add_argument("--no-big", action="store_true", help="skip the 10x store")
+    p.add_argument("--postgres", action="store_true", help="the same on PostgreSQL (Debian's server, started here)")
     a = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-mlflow-")
     base = os.path.join(tmp, "base.db")
@@ -216,6 +288,8 @@ def main():
         b = sqlite_side(big, 10 * a.runs, with_naive=False)
         print(f"\npeak memory, {10 * a.runs} vs {a.runs} runs: {b['rss'] / s['rss']:.2f}x;  "
               f"dry-run time {b['dry'] / s['dry']:.1f}x for 10x the runs")
+    if a.postgres:
+        postgres_side(a.runs, a.steps)
     if a.no_server:
         return
     srv = os.path.join(tmp, "server.db")
