@@ -16,6 +16,7 @@ from tracker_diag.model import (
     RunRef,
     Thresholds,
 )
+from tracker_diag.tracker import History, Tracker
 
 __all__ = [
     "ACTIONS",
@@ -27,11 +28,13 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "Diagnosis",
+    "History",
     "InputError",
     "MissingExtraError",
     "Regime",
     "RunRef",
     "Thresholds",
+    "Tracker",
     "TrackerDiagError",
     "__version__",
     "analyze",
