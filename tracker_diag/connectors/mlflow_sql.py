@@ -122,16 +122,23 @@ def schema_head() -> str | None:
 
 
 def engine_for(uri: str, where: str):
-    """A read-only SQL path when the store is a database the installed MLflow's schema matches, else None."""
+    """A read-only SQL path when the store is a database the installed MLflow's schema matches,
+    else None (the client decides). A database server that cannot be reached at all is a
+    ConnectorError here, in one line, not a driver's traceback later."""
     if uri.split(":", 1)[0].split("+", 1)[0] not in DB_SCHEMES:
         return None
     try:
         engine = sa.create_engine(uri)
-        with engine.connect() as con:
-            rev = con.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        con = engine.connect()
     except ImportError as exc:
         raise ConnectorError(f"the database driver for {where} is not installed: "
                              f"pip install {exc.name or 'the driver'}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", exc)).split())[:300]
+        raise ConnectorError(f"cannot reach the MLflow database {where}: {reason}") from exc
+    try:
+        with con:
+            rev = con.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.SQLAlchemyError:
         return None  # no MLflow tables yet, or not readable: the client decides
     return engine if rev is not None and rev == schema_head() else None
