@@ -159,7 +159,6 @@ class Writer:
                     return RunResult(ref, diag, "failed", error=str(exc), curves=curves)
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
 
-
     def put_many(self, items: list[tuple[RunRef, Diagnosis, dict]]) -> list[RunResult] | None:
         """A page written in the tracker's own transactions (``Tracker.write_many``), retried
         from a fresh read while the failure is transient; None if the tracker writes run by run."""
