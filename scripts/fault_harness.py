@@ -22,9 +22,11 @@ Modes: ok, 429 (a storm: every request for the first 8 s, then 30 %; Retry-After
 dead (the proxy refuses all connections 3 s into the first pass, back for the next), kill (the
 real server is killed with SIGKILL 3 s in and restarted 5 s later).
 
-The direct database modes (sqlite-ok: the same user editing descriptions in the sqlite file
-while `label --write` writes it; sqlite-kill: the labelling process killed with SIGKILL inside
-its first write transaction, then rerun) measure the SQL write path: edits lost and half-written must be 0 there.
+The direct database modes (sqlite-ok / postgresql-ok: the same user editing descriptions in the
+database while `label --write` writes it; sqlite-kill / postgresql-kill: the labelling process
+killed with SIGKILL inside a write transaction, then rerun; PostgreSQL is Debian's server,
+started for the mode, with three times the runs) measure the SQL write path: edits lost,
+half-written and partial at kill must be 0 there.
 
 The W&B modes (wandb-ok, wandb-429, wandb-cut, wandb-dead) do the same with
 `tracker-diag label wandb --write` and the real wandb SDK against the W&B test server of
@@ -54,11 +56,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 from fault_proxy import FaultProxy
 
 NOTE = "mlflow.note.content"
-MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill", "sqlite-ok", "sqlite-kill",
-         "wandb-ok", "wandb-429", "wandb-cut", "wandb-dead")
+MODES = ("ok", "429", "503", "slow", "cut", "dead", "kill", "sqlite-ok", "sqlite-kill", "postgresql-ok",
+         "postgresql-kill", "wandb-ok", "wandb-429", "wandb-cut", "wandb-dead")
 STORM_S = 8  # the 429 mode: every request refused this long, then 30 %
 
 
@@ -223,38 +226,83 @@ def writing(pid: int, journal: Path) -> bool:
         return False
 
 
-def sqlite_mode(mode: str, n: int, seed: int) -> dict:
-    """A direct database URI: `label --write` on the sqlite file while a user edits descriptions
-    in it (sqlite-ok), or the labelling process killed with SIGKILL 1 s in and rerun (sqlite-kill)."""
+def partial(uri: str) -> int:
+    """Runs holding some of tracker-diag's seven tags but not all: a write cut in half."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(uri)
+    try:
+        with engine.connect() as con:
+            counts = con.exec_driver_sql("SELECT run_uuid, COUNT(*) FROM tags WHERE key IN ('diag_regime', "
+                                         "'diag_confidence', 'diag_flags', 'diag_version', 'diag_checked') "
+                                         "GROUP BY run_uuid").fetchall()
+    finally:
+        engine.dispose()
+    return sum(n not in (0, 5) for _, n in counts)
+
+
+def database_mode(mode: str, n: int, seed: int) -> dict:
+    """A direct database URI (sqlite-…: a file; postgresql-…: Debian's server, started here):
+    `label --write` on it while a user edits descriptions in it (…-ok), or the labelling
+    process killed with SIGKILL inside a write transaction and rerun (…-kill; "partial at
+    kill" counts the runs holding some of tracker-diag's tags but not all right after it)."""
+    from bench_mlflow import postgres_store
     from mlflow.tracking import MlflowClient
 
-    tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-sqlite-faults-"))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("faults")
-    with contextlib.redirect_stdout(io.StringIO()):
-        ids = log_runs(client, exp, n, np.random.default_rng(seed))
-    before = user_data(client, exp)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["XDG_CACHE_HOME"] = str(tmp / "cache")
-    editor = Editor(client, ids, seed)
-    editor.start()
-    passes = []
-    for attempt in range(4):
-        t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "tracker_diag", "label", "mlflow", "--tracking-uri", uri,
-                              "-e", "faults", "--write", "-q"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        if attempt == 0 and mode == "sqlite-kill":  # mid-transaction: once the process holds sqlite's journal
-            while p.poll() is None and not writing(p.pid, tmp / "mlflow.db-journal"):
-                time.sleep(0.001)
-            p.kill()
-        passes.append((p.wait(), time.monotonic() - t0))
-        if passes[-1][0] == 0:
-            break
-    editor.stop.set()
-    editor.join()
-    return {"mode": mode, "runs": n, **measure(client, exp, ids, before, editor, passes)}
+    tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-db-faults-"))
+    stop = None
+    if mode.startswith("postgresql"):
+        uri, _, stop = postgres_store(str(tmp))
+        n *= 3  # three pages of writes: a kill lands between or inside them
+    else:
+        uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    try:
+        client = MlflowClient(uri)
+        exp = client.create_experiment("faults")
+        with contextlib.redirect_stdout(io.StringIO()):
+            ids = log_runs(client, exp, n, np.random.default_rng(seed))
+        before = user_data(client, exp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["XDG_CACHE_HOME"] = str(tmp / "cache")
+        editor = Editor(client, ids, seed)
+        editor.start()
+        passes, cut = [], "n/a"
+        for attempt in range(4):
+            t0 = time.monotonic()
+            p = subprocess.Popen([sys.executable, "-m", "tracker_diag", "label", "mlflow", "--tracking-uri", uri,
+                                  "-e", "faults", "--write", "-q"], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            if attempt == 0 and mode.endswith("-kill"):
+                while p.poll() is None and not in_write(p.pid, uri, tmp):
+                    time.sleep(0.001)
+                p.kill()
+                p.wait()
+                cut = partial(uri)
+            passes.append((p.wait(), time.monotonic() - t0))
+            if passes[-1][0] == 0:
+                break
+        editor.stop.set()
+        editor.join()
+        return {"mode": mode, "runs": n, "partial at kill": cut, **measure(client, exp, ids, before, editor, passes)}
+    finally:
+        if stop is not None:
+            stop()
+
+
+def in_write(pid: int, uri: str, tmp: Path) -> bool:
+    """Whether the labelling process is inside a write transaction: it holds sqlite's rollback
+    journal open, or (PostgreSQL) it has written some of its pages and not all."""
+    if uri.startswith("sqlite"):
+        return writing(pid, tmp / "mlflow.db-journal")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(uri)
+    try:
+        with engine.connect() as con:
+            done = con.exec_driver_sql("SELECT COUNT(*) FROM tags WHERE key = 'diag_checked'").scalar()
+    finally:
+        engine.dispose()
+    return bool(done)
 
 
 def wandb_mode(mode: str, n: int, seed: int) -> dict:
@@ -347,13 +395,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     cols = ["mode", "runs", "first exit", "first pass s", "passes", "total s", "lost", "edits", "edits lost",
-            "user data", "duplicates", "half-written"]
+            "user data", "duplicates", "half-written", "partial at kill"]
     print(" | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for mode in a.modes.split(","):
-        run = wandb_mode if mode.startswith("wandb-") else sqlite_mode if mode.startswith("sqlite-") else one_mode
+        run = (wandb_mode if mode.startswith("wandb-") else
+               database_mode if mode.startswith(("sqlite-", "postgresql-")) else one_mode)
         row = run(mode, a.runs, a.seed)
-        print(" | ".join(str(row[c]) for c in cols), flush=True)
+        print(" | ".join(str(row.get(c, "n/a")) for c in cols), flush=True)
 
 
 if __name__ == "__main__":
