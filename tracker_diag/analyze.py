@@ -228,8 +228,8 @@ def _back(x: float, log: bool, unit: float) -> float:
 def _ratio(a: float, b: float, log: bool) -> float:
     """last / first - 1 of two levels on the working scale (relative to |first| for
     curves that cross zero)."""
-    if log:
-        return math.expm1(b - a)
+    if log:  # levels hundreds of decades apart (1e-286 to 1e29): a factor past float's range
+        return math.expm1(b - a) if b - a < 709.0 else math.inf
     return (b - a) / abs(a) if a else (0.0 if b == a else math.copysign(math.inf, b - a))
 
 
