@@ -81,6 +81,7 @@ class WandbBackend:
         self._runs: dict[str, Any] = {}
         self._axes: dict[str, StepAxes] = {}
         self._counts: dict[str, dict[str, int]] = {}  # run -> numeric rows per history key, when W&B says
+        self._requests: Any = None  # a Run whose client sends our own queries (they name their run)
 
     def describe(self) -> str:
         return self.path
@@ -145,6 +146,7 @@ class WandbBackend:
                     continue
                 summary = dict(run.summary)
                 self._runs[run.id] = run
+                self._requests = self._requests or run
                 self._axes[run.id] = StepAxes.from_config(
                     metric_defs.get(run.id) or (run.rawconfig.get("_wandb") or {}).get("m"))
                 history_keys = _history_keys(run._attrs)
@@ -220,18 +222,20 @@ class WandbBackend:
         return run, axes, _history_counts(_history_keys(run._attrs))
 
     def _run(self, run_id: str, what: str):
-        """The SDK's Run object (for its request client, storage id and uploads). ``Api.run``
-        keeps every run it returned and hands the same object back: never read state from it."""
-        return self._call(what, lambda: self.api.run(f"{self.path}/{run_id}"), run_id)
+        """The SDK's Run object (its uploads; a client for our queries). ``Api.run`` keeps every
+        run it returned and hands the same object back: never read state from it."""
+        run = self._call(what, lambda: self.api.run(f"{self.path}/{run_id}"), run_id)
+        self._requests = self._requests or run
+        return run
 
     def state(self, run) -> RunState:
         """Re-read just before writing, from the server (one query): W&B replaces whole values
         (the tag list, the summary, the notes), so a user's edit since the listing must not be
         lost. Not through ``Api.run``: it hands back the run it returned before, and even
         ``load(force=True)`` keeps the summary it had."""
-        handle = self._run(run.run_id, f"re-reading run {run.run_id}")
+        client = self._requests or self._run(run.run_id, f"re-reading run {run.run_id}")  # one request, not two
         answer = self._call(f"re-reading run {run.run_id}", lambda: _query(
-            handle, _STATE, project=self.project, entity=self.entity, name=run.run_id), run.run_id)
+            client, _STATE, project=self.project, entity=self.entity, name=run.run_id), run.run_id)
         node = (((answer or {}).get("project") or {}).get("run")) or {}
         if not node:
             raise ConnectorError(f"run {run.run_id} is no longer in {self.path}", run.run_id)
@@ -241,12 +245,14 @@ class WandbBackend:
         except ValueError as exc:
             raise ConnectorError(f"run {run.run_id}: its summary is not JSON ({exc})", run.run_id) from exc
         keys = {k: _as_text(k, summary[k]) for k in TAG_KEYS if k in summary}
+        if not node.get("id"):
+            raise ConnectorError(f"run {run.run_id}: W&B answered without its id", run.run_id)
         return RunState(keys, node.get("notes") or "", NOTES_LIMIT, labels=tuple(node.get("tags") or ()),
-                        handle=(handle, node.get("id") or handle.storage_id, summary))
+                        handle=(client, node["id"], summary))
 
     def apply(self, run, state: RunState, patch: Patch, plot=None) -> None:
         """One UpsertBucket with the tags, notes and summary the patch changes."""
-        fresh, storage_id, summary = state.handle
+        client, storage_id, summary = state.handle
         tags = list(patch.labels if patch.labels is not None else state.labels or ())
         too_long = [t for t in tags if len(t) > TAG_LIMIT]
         if too_long:  # W&B would reject the whole list; dropping the tag would lose the user's data
@@ -256,10 +262,10 @@ class WandbBackend:
         new_summary = {k: v for k, v in summary.items() if k not in patch.delete}
         new_summary.update({k: (float(v) if k == "diag_acc_gap" else v) for k, v in patch.set.items()})
         if plot is not None:  # first: a failed upload leaves the run as it was
-            self._attach(fresh, run.run_id, plot())
+            self._attach(self._run(run.run_id, f"reading run {run.run_id}"), run.run_id, plot())
         notes = patch.notes if patch.notes is not None else state.notes
         self._call(f"writing to run {run.run_id}", lambda: _query(
-            fresh, _UPSERT, id=storage_id, tags=tags, notes=notes,
+            client, _UPSERT, id=storage_id, tags=tags, notes=notes,
             summaryMetrics=json.dumps(new_summary, allow_nan=True)), run.run_id, read=False)
 
     def _attach(self, fresh, run_id: str, png: bytes) -> None:
