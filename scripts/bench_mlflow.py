@@ -29,6 +29,8 @@ import urllib.request
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # pg_server
+
 KEYS = ("loss", "val_loss", "accuracy", "val_accuracy")
 
 
@@ -185,23 +187,31 @@ def sqlite_side(db: str, n: int, with_naive: bool) -> dict:
         t_naive = time.perf_counter() - t0
     twin = db + ".client.db"
     shutil.copy(db, twin)
-    t_dry_in, _ = labelled(uri, False)  # in this process, as the writes below: imports paid already
-    t_write, _ = labelled(uri, True)
-    t_again, skipped, passes = unchanged_pass(uri)
-    t_client, _ = labelled(f"sqlite:///{twin}", True, client=True)
+    writes = write_figures(uri, f"sqlite:///{twin}", n)
     print(f"sqlite, {n} runs ({rows} points):")
     print(f"  plain SQL read (process) {t_sql:6.2f} s  peak {rss_sql / 1024:5.0f} MiB")
     print(f"  tracker-diag dry run     {t_dry:6.2f} s  peak {rss_dry / 1024:5.0f} MiB   -> {t_dry / t_sql:.1f}x the SQL read")
     if t_naive is not None:
         print(f"  naive read (in process)  {t_naive:6.2f} s                   -> {t_naive / t_dry:.1f}x the dry run")
-    print(f"  dry run (in process)     {t_dry_in:6.2f} s  ({1000 * t_dry_in / n:.1f} ms a run)")
-    print(f"  label --write (SQL path) {t_write:6.2f} s  ({1000 * t_write / n:.1f} ms a run)  -> "
-          f"{t_write / t_dry_in:.1f}x the dry run in process")
-    print(f"  unchanged pass (median)  {t_again:6.2f} s  ({skipped} skipped; {passes} s)  -> "
-          f"{100 * t_again / t_write:.1f} % of the first")
-    print(f"  label --write, client    {t_client:6.2f} s  ({1000 * t_client / n:.1f} ms a run)  -> "
-          f"the SQL path is {t_client / t_write:.1f}x faster")
+    print(writes)
     return {"dry": t_dry, "rss": rss_dry}
+
+
+def write_figures(uri: str, twin: str, n: int) -> str:
+    """In this process (imports paid already): the dry run, the first --write on the SQL path,
+    the unchanged pass, and the first --write through the client on ``twin`` (the same store)."""
+    t_dry, _ = labelled(uri, False)
+    t_write, _ = labelled(uri, True)
+    t_again, skipped, passes = unchanged_pass(uri)
+    t_client, _ = labelled(twin, True, client=True)
+    return "\n".join([
+        f"  dry run (in process)     {t_dry:6.2f} s  ({1000 * t_dry / n:.1f} ms a run)",
+        (f"  label --write (SQL path) {t_write:6.2f} s  ({1000 * t_write / n:.1f} ms a run)  -> "
+        f"{t_write / t_dry:.1f}x the dry run in process"),
+        (f"  unchanged pass (median)  {t_again:6.2f} s  ({skipped} skipped; {passes} s)  -> "
+        f"{100 * t_again / t_write:.1f} % of the first"),
+        (f"  label --write, client    {t_client:6.2f} s  ({1000 * t_client / n:.1f} ms a run)  -> "
+        f"the SQL path is {t_client / t_write:.1f}x faster")])
 
 
 SQL_READ_ANY = """
@@ -215,64 +225,21 @@ print(len(rows), PEAK)
 """.replace("PEAK", PEAK)
 
 
-def postgres_store(tmp: str):
-    """A PostgreSQL server of Debian's package on 127.0.0.1 (as the ``postgres`` user when run as
-    root) with an empty database; returns its URI and a function that stops it."""
-    import glob
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        raise SystemExit("--postgres needs PostgreSQL (apt install postgresql)")
-    bin_dir = os.path.dirname(found[-1])
-    base = tempfile.mkdtemp(prefix="bench-pg-")
-    as_user = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def run(*args):
-        subprocess.run([*as_user, *args], check=True, capture_output=True)
-
-    run(f"{bin_dir}/initdb", "-D", f"{base}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    run(f"{bin_dir}/pg_ctl", "-D", f"{base}/data", "-w", "-l", f"{base}/log", "-o",
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start")
-    run(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench")
-    run(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-T", "template0", "twin")
-    root = f"postgresql://postgres@127.0.0.1:{port}"
-
-    def stop():
-        run(f"{bin_dir}/pg_ctl", "-D", f"{base}/data", "-m", "fast", "stop")
-        shutil.rmtree(base, ignore_errors=True)
-    return f"{root}/bench", f"{root}/twin", stop
-
-
 def postgres_side(n: int, steps: int) -> None:
     """The same figures on PostgreSQL (durable commits, as a production server runs)."""
-    uri, twin, stop = postgres_store(tempfile.gettempdir())
-    try:
+    from pg_server import PostgresServer
+
+    with PostgresServer() as pg:
+        uri, twin = pg.create("bench"), pg.create("twin")
         t0 = time.perf_counter()
         build(uri, n, steps)
         build(twin, n, steps)
         print(f"\nbuilt two PostgreSQL stores of {n} runs in {time.perf_counter() - t0:.0f} s")
         t_sql, rows, _ = process(SQL_READ_ANY, uri)
-        t_dry_in, _ = labelled(uri, False)
-        t_write, _ = labelled(uri, True)
-        t_again, skipped, passes = unchanged_pass(uri)
-        t_client, _ = labelled(twin, True, client=True)
-    finally:
-        stop()
+        writes = write_figures(uri, twin, n)
     print(f"PostgreSQL, {n} runs ({rows} points):")
     print(f"  plain SQL read (process) {t_sql:6.2f} s")
-    print(f"  dry run (in process)     {t_dry_in:6.2f} s  ({1000 * t_dry_in / n:.1f} ms a run)")
-    print(f"  label --write (SQL path) {t_write:6.2f} s  ({1000 * t_write / n:.1f} ms a run)  -> "
-          f"{t_write / t_dry_in:.1f}x the dry run in process")
-    print(f"  unchanged pass (median)  {t_again:6.2f} s  ({skipped} skipped; {passes} s)  -> "
-          f"{100 * t_again / t_write:.1f} % of the first")
-    print(f"  label --write, client    {t_client:6.2f} s  ({1000 * t_client / n:.1f} ms a run)  -> "
-          f"the SQL path is {t_client / t_write:.1f}x faster")
+    print(writes)
 
 
 def main():

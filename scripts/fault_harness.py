@@ -56,7 +56,6 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-sys.path.insert(0, str(HERE))
 from fault_proxy import FaultProxy
 
 NOTE = "mlflow.note.content"
@@ -246,17 +245,16 @@ def database_mode(mode: str, n: int, seed: int) -> dict:
     `label --write` on it while a user edits descriptions in it (…-ok), or the labelling
     process killed with SIGKILL inside a write transaction and rerun (…-kill; "partial at
     kill" counts the runs holding some of tracker-diag's tags but not all right after it)."""
-    from bench_mlflow import postgres_store
     from mlflow.tracking import MlflowClient
+    from pg_server import PostgresServer
 
     tmp = Path(tempfile.mkdtemp(prefix="tracker-diag-db-faults-"))
-    stop = None
-    if mode.startswith("postgresql"):
-        uri, _, stop = postgres_store(str(tmp))
-        n *= 3  # three pages of writes: a kill lands between or inside them
-    else:
-        uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    try:
+    with contextlib.ExitStack() as stack:
+        if mode.startswith("postgresql"):
+            uri = stack.enter_context(PostgresServer()).create("faults")
+            n *= 3  # three pages of writes: a kill lands between or inside them
+        else:
+            uri = f"sqlite:///{tmp / 'mlflow.db'}"
         client = MlflowClient(uri)
         exp = client.create_experiment("faults")
         with contextlib.redirect_stdout(io.StringIO()):
@@ -284,9 +282,6 @@ def database_mode(mode: str, n: int, seed: int) -> dict:
         editor.stop.set()
         editor.join()
         return {"mode": mode, "runs": n, "partial at kill": cut, **measure(client, exp, ids, before, editor, passes)}
-    finally:
-        if stop is not None:
-            stop()
 
 
 def in_write(pid: int, uri: str, tmp: Path) -> bool:

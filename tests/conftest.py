@@ -111,69 +111,27 @@ def server(tmp_path_factory, _mlflow_template):
     proc.wait(timeout=30)
 
 
-def _pg_bin() -> str | None:
-    import glob
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return os.path.dirname(found[-1]) if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """A real PostgreSQL (Debian's package) on 127.0.0.1, trust auth, for this test session;
+    """A real PostgreSQL (Debian's package, tests/pg_server.py) for this test session;
     ``postgres("name")`` -> the URI of a fresh database with MLflow's schema (a copy of a
-    template migrated once). As root, the server runs as the ``postgres`` system user."""
+    template migrated once)."""
     pytest.importorskip("sqlalchemy")
-    bin_dir = _pg_bin()
-    if bin_dir is None:
+    from pg_server import PostgresServer, bin_dir
+
+    if bin_dir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is required here (apt install postgresql)")
         pytest.skip("no PostgreSQL server installed (apt install postgresql)")
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    base = Path(tempfile.mkdtemp(prefix="tracker-diag-pg-"))  # not under pytest's root-only tmp: postgres reads it
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    as_user = []
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def run(*args):
-        return subprocess.run([*as_user, *args], check=True, capture_output=True)
-
-    run(f"{bin_dir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
-    run(f"{bin_dir}/pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    root = f"postgresql://postgres@127.0.0.1:{port}"
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(f"{root}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.exec_driver_sql("CREATE DATABASE mlflow_template")
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(f"{root}/mlflow_template").search_experiments()  # MLflow's migrations, once
-    sa.create_engine(f"{root}/mlflow_template").dispose()
-    made = []
+    with PostgresServer(durable=False) as pg:
+        MlflowClient(pg.create("mlflow_template")).search_experiments()  # MLflow's migrations, once
+        made = []
 
-    def make(name: str, template: str = "mlflow_template") -> str:
-        """A new database copied from ``template`` (a database name of this server)."""
-        db = f"t_{name}_{len(made)}"
-        with admin.connect() as con:  # a copy needs its template to have no session (MLflow keeps a pool)
-            con.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                f"WHERE datname = '{template}' AND pid <> pg_backend_pid()")
-            con.exec_driver_sql(f"CREATE DATABASE {db} TEMPLATE {template}")
-        made.append(db)
-        return f"{root}/{db}"
+        def make(name: str, template: str = "mlflow_template") -> str:
+            """A new database copied from ``template`` (a database name of this server)."""
+            made.append(name)
+            return pg.create(f"t_{name}_{len(made)}", template)
 
-    yield make
-    admin.dispose()
-    run(f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-    shutil.rmtree(base, ignore_errors=True)
+        yield make
