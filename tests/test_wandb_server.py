@@ -93,7 +93,7 @@ def test_write_back_keeps_user_data_and_second_pass_costs_nothing(wb, capsys):
     assert a.notes.startswith("my notes\n\n<!-- tracker-diag -->") and "overfitting" in a.notes
     ops = [q["operation"] for q in wb.requests]
     assert ops.count("UpsertBucket") == 2 and ops.count("RunSampledHistory") == 2  # one each per run
-    assert ops.count("RunState") == 2 and len(ops) - ops.count("Viewer") == 1 + 2 + 2 + 2  # list, then 3 a run
+    assert ops.count("RunState") == 2 and ops.count("Run") == 0  # one state request a run, no Api.run besides
     assert all(not q["errors"] for q in wb.requests), wb.requests
     assert all(len(t) <= 64 for r in (a, b) for t in r.tags)
 
